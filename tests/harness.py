@@ -1,0 +1,205 @@
+"""Real parts for the tests: Trac environments, a real Apache httpd with
+mod_wsgi, and curl as the HTTP client.
+
+Apache runs as `nobody` when the tests run as root, so everything it reads
+lives in world-readable folders under /tmp (pytest's tmp_path is 0700).
+When CI is set, a missing Apache, mod_wsgi or curl fails the tests
+instead of skipping them.
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+APACHE = shutil.which('apache2', path='/usr/sbin:' + os.environ['PATH']) \
+    or shutil.which('httpd', path='/usr/sbin:' + os.environ['PATH'])
+MODULES = '/usr/lib/apache2/modules'
+BIN = os.path.dirname(sys.executable)
+MOD_WSGI_EXPRESS = os.path.join(BIN, 'mod_wsgi-express')
+TRAC_ADMIN = os.path.join(BIN, 'trac-admin')
+CURL = shutil.which('curl')
+
+PLUGIN_COMPONENTS = """
+[components]
+tracwsgiauth.* = enabled
+trac.env.environmentadmin = disabled
+"""
+
+
+def require(ok, what):
+    """Skip outside CI, fail in CI, when a required real part is missing."""
+    if ok:
+        return
+    if os.environ.get('CI'):
+        pytest.fail('required for CI but missing: %s' % what)
+    pytest.skip('missing: %s' % what)
+
+
+def public_dir(prefix='twa-'):
+    """A fresh folder that the Apache user can read."""
+    path = tempfile.mkdtemp(prefix=prefix, dir='/tmp')
+    os.chmod(path, 0o755)
+    return path
+
+
+def open_up(path):
+    """Let the Apache user read and write a tree (Trac writes sessions)."""
+    for root, dirs, files in os.walk(path):
+        os.chmod(root, 0o777)
+        for name in files:
+            os.chmod(os.path.join(root, name), 0o666)
+
+
+def trac_admin(env_path, *args, stdin=None, check=True):
+    proc = subprocess.run([TRAC_ADMIN, env_path] + list(args), input=stdin,
+                          capture_output=True, text=True, timeout=120)
+    if check and proc.returncode != 0:
+        raise AssertionError('trac-admin %s failed: %s%s'
+                             % (' '.join(args), proc.stdout, proc.stderr))
+    return proc
+
+
+def make_env(parent, name='proj', extra_ini='', database=None):
+    """A real Trac environment with the plugin enabled."""
+    from trac.env import Environment
+    path = os.path.join(parent, name)
+    options = [('trac', 'database', database or 'sqlite:db/trac.db')]
+    env = Environment(path, create=True, options=options)
+    with open(env.config.filename, 'a', encoding='utf-8') as f:
+        f.write(PLUGIN_COMPONENTS + extra_ini)
+    env.shutdown()
+    return path
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def module_config():
+    out = subprocess.run([MOD_WSGI_EXPRESS, 'module-config'],
+                         capture_output=True, text=True, check=True).stdout
+    return out
+
+
+MAIN_CONF = """
+ServerRoot "{root}"
+ServerName 127.0.0.1
+Listen 127.0.0.1:{port}
+PidFile "{root}/httpd.pid"
+ErrorLog "{root}/error.log"
+LogLevel info
+{user}
+LoadModule mpm_event_module {modules}/mod_mpm_event.so
+LoadModule authz_core_module {modules}/mod_authz_core.so
+LoadModule authz_user_module {modules}/mod_authz_user.so
+LoadModule authz_host_module {modules}/mod_authz_host.so
+LoadModule authn_core_module {modules}/mod_authn_core.so
+LoadModule authn_file_module {modules}/mod_authn_file.so
+LoadModule auth_basic_module {modules}/mod_auth_basic.so
+LoadModule auth_digest_module {modules}/mod_auth_digest.so
+LoadModule alias_module {modules}/mod_alias.so
+LoadModule mime_module {modules}/mod_mime.so
+LoadModule headers_module {modules}/mod_headers.so
+LoadModule lua_module {modules}/mod_lua.so
+TypesConfig /etc/mime.types
+LogFormat "%h \\"%u\\" \\"%r\\" %>s" simple
+CustomLog "{root}/access.log" simple
+Timeout 20
+WSGISocketPrefix "{root}/wsgi"
+{wsgi}
+{body}
+"""
+
+
+class Apache(object):
+    """Debian's Apache httpd with mod_wsgi from pip, configured by hand."""
+
+    def __init__(self, body):
+        require(APACHE, 'Apache httpd (apt-get install apache2)')
+        require(os.path.exists(MOD_WSGI_EXPRESS), 'mod_wsgi (pip install)')
+        require(CURL, 'curl')
+        self.root = public_dir('twa-httpd-')
+        self.port = free_port()
+        self.url = 'http://127.0.0.1:%d' % self.port
+        user = 'User nobody\nGroup nogroup' if os.geteuid() == 0 else ''
+        self.conf = os.path.join(self.root, 'httpd.conf')
+        with open(self.conf, 'w') as f:
+            f.write(MAIN_CONF.format(root=self.root, port=self.port,
+                                     user=user, modules=MODULES,
+                                     wsgi=module_config(), body=body))
+        self.proc = None
+
+    def check_syntax(self):
+        return subprocess.run([APACHE, '-t', '-f', self.conf],
+                              capture_output=True, text=True)
+
+    def start(self):
+        syntax = self.check_syntax()
+        assert syntax.returncode == 0, syntax.stderr
+        self.proc = subprocess.Popen(
+            [APACHE, '-f', self.conf, '-DFOREGROUND'],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            start_new_session=True)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError('Apache exited: %s\n%s' % (
+                    self.proc.stderr.read().decode(), self.error_log()))
+            try:
+                socket.create_connection(('127.0.0.1', self.port), 1).close()
+                return self
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise AssertionError('Apache did not start:\n' + self.error_log())
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+
+    def _read(self, name):
+        try:
+            with open(os.path.join(self.root, name), encoding='utf-8',
+                      errors='replace') as f:
+                return f.read()
+        except FileNotFoundError:
+            return ''
+
+    def error_log(self):
+        return self._read('error.log')
+
+    def access_log(self):
+        return self._read('access.log')
+
+
+def curl(url, user=None, password=None, digest=False, headers=False,
+         extra=()):
+    """(status, body[, response headers]) of a GET with curl."""
+    args = [CURL, '-sS', '--max-time', '20', '-o', '-', '-w',
+            '\n%{http_code}', url]
+    if headers:
+        args[1:1] = ['-D', '/dev/stderr']
+    if user is not None:
+        args += ['--digest' if digest else '--basic',
+                 '-u', '%s:%s' % (user, password)]
+    args += list(extra)
+    proc = subprocess.run(args, capture_output=True, timeout=30)
+    body, _, code = proc.stdout.rpartition(b'\n')
+    result = (int(code or 0), body.decode('utf-8', 'replace'))
+    if headers:
+        return result + (proc.stderr.decode('latin-1'),)
+    return result

@@ -1,0 +1,253 @@
+"""The mod_wsgi entry points behind a real Apache httpd, driven by curl."""
+
+import base64
+import http.client
+import os
+
+import pytest
+from trac.env import Environment
+from trac.perm import PermissionSystem
+
+from tracwsgiauth.accounts import AuthStore
+
+from harness import Apache, curl, make_env, open_up, public_dir
+from users import REALM, populate
+
+SCRIPT = '''
+from tracwsgiauth.modwsgi import for_environment
+
+check_password, get_realm_hash, groups_for_user, allow_access = \\
+    for_environment({env_path!r})
+
+
+def application(environ, start_response):
+    start_response('200 OK', [('Content-Type', 'text/plain; charset=utf-8')])
+    user = environ.get('REMOTE_USER')
+    return [('user=%s' % user).encode('latin-1')]
+'''
+
+LOCATIONS = '''
+WSGIScriptAlias /app "{script}" application-group=%{{GLOBAL}}
+<Location /app/basic>
+    AuthType Basic
+    AuthName "{realm}"
+    AuthBasicProvider wsgi
+    WSGIAuthUserScript "{script}" application-group=%{{GLOBAL}}
+    Require valid-user
+</Location>
+<Location /app/group>
+    AuthType Basic
+    AuthName "{realm}"
+    AuthBasicProvider wsgi
+    WSGIAuthUserScript "{script}" application-group=%{{GLOBAL}}
+    WSGIAuthGroupScript "{script}" application-group=%{{GLOBAL}}
+    <RequireAll>
+        Require valid-user
+        Require wsgi-group developers
+    </RequireAll>
+</Location>
+<Location /app/staff>
+    AuthType Basic
+    AuthName "{realm}"
+    AuthBasicProvider wsgi
+    WSGIAuthUserScript "{script}" application-group=%{{GLOBAL}}
+    WSGIAuthGroupScript "{script}" application-group=%{{GLOBAL}}
+    <RequireAll>
+        Require valid-user
+        Require wsgi-group staff
+    </RequireAll>
+</Location>
+<Location /app/everyone>
+    AuthType Basic
+    AuthName "{realm}"
+    AuthBasicProvider wsgi
+    WSGIAuthUserScript "{script}" application-group=%{{GLOBAL}}
+    WSGIAuthGroupScript "{script}" application-group=%{{GLOBAL}}
+    <RequireAll>
+        Require valid-user
+        Require wsgi-group everyone
+    </RequireAll>
+</Location>
+<Location /app/digest>
+    AuthType Digest
+    AuthName "{realm}"
+    AuthDigestProvider wsgi
+    WSGIAuthUserScript "{script}" application-group=%{{GLOBAL}}
+    Require valid-user
+</Location>
+<Location /app/missing>
+    AuthType Basic
+    AuthName "{realm}"
+    AuthBasicProvider wsgi
+    WSGIAuthUserScript "{missing}" application-group=%{{GLOBAL}}
+    Require valid-user
+</Location>
+<Location /app/hosts>
+    WSGIAccessScript "{script}" application-group=%{{GLOBAL}}
+</Location>
+'''
+
+
+@pytest.fixture(scope='module')
+def server():
+    parent = public_dir()
+    env_path = make_env(parent, extra_ini='\n[wsgiauth]\n'
+                        'deny_hosts = 10.0.0.0/8\n')
+    env = Environment(env_path)
+    populate(env)
+    env.shutdown()
+    script = os.path.join(parent, 'auth.wsgi')
+    with open(script, 'w') as f:
+        f.write(SCRIPT.format(env_path=env_path))
+    missing = os.path.join(parent, 'missing.wsgi')
+    with open(missing, 'w') as f:
+        f.write(SCRIPT.format(env_path=os.path.join(parent, 'gone')))
+    open_up(parent)
+    apache = Apache(LOCATIONS.format(script=script, missing=missing,
+                                     realm=REALM)).start()
+    apache.env_path = env_path
+    yield apache
+    apache.stop()
+
+
+def get(server, path, user=None, password=None, **kw):
+    return curl(server.url + path, user, password, **kw)
+
+
+def test_no_credentials_asks_for_them(server):
+    status, _, headers = get(server, '/app/basic', headers=True)
+    assert status == 401
+    assert 'WWW-Authenticate: Basic realm="trac"' in headers
+
+
+def test_anonymous_location_is_open(server):
+    assert get(server, '/app/') == (200, 'user=None')
+
+
+@pytest.mark.parametrize('user, password', [
+    ('alice', 'secret'), ('bob', 'hunter2'), ('dave', 'dave:pw')])
+def test_right_password_gets_in(server, user, password):
+    assert get(server, '/app/basic', user, password) == (200, 'user=' + user)
+
+
+@pytest.mark.parametrize('user, password', [
+    ('alice', 'Secret'), ('alice', ''), ('bob', 'secret'),
+    ('nobody', 'secret'), ('Alice', 'secret'),
+    ('carol', 'carol-pw'),   # locked
+    ('eve', 'eve-pw'),       # approval pending
+    ('frank', 'frank-pw'),   # e-mail not verified
+    ('anonymous', ''), ('authenticated', 'x'), ('developers', 'x'),
+    ('EVIL\\alice', 'secret'), ('CORP\\\\alice', 'secret'),
+    (' alice', 'secret'), ('alice ', 'secret'),
+])
+def test_wrong_unknown_or_refused_is_401(server, user, password):
+    status, body = get(server, '/app/basic', user, password)
+    assert status == 401, body
+
+
+def test_domain_user_is_accepted_as_trac_name(server):
+    # check_password returns the canonical name, which becomes REMOTE_USER
+    assert get(server, '/app/basic', 'CORP\\alice', 'secret') == \
+        (200, 'user=alice')
+    assert get(server, '/app/basic', 'corp\\alice', 'secret') == \
+        (200, 'user=alice')
+
+
+def test_non_ascii_user_and_password(server):
+    status, body = get(server, '/app/basic', 'jürgen', 'pässword')
+    assert (status, body) == (200, 'user=jürgen')
+    assert get(server, '/app/basic', 'jürgen', 'passwort')[0] == 401
+
+
+def _raw_basic(server, path, credentials):
+    conn = http.client.HTTPConnection('127.0.0.1', server.port, timeout=20)
+    token = base64.b64encode(credentials).decode('ascii')
+    conn.request('GET', path, headers={'Authorization': 'Basic ' + token})
+    response = conn.getresponse()
+    response.read()
+    conn.close()
+    return response.status
+
+
+def test_latin1_client_bytes_are_read_as_latin1(server):
+    assert _raw_basic(server, '/app/basic',
+                      'jürgen:pässword'.encode('utf-8')) == 200
+    # an old client sending Latin-1 bytes, which are not UTF-8
+    assert _raw_basic(server, '/app/basic',
+                      'jürgen:pässword'.encode('latin-1')) == 200
+    assert _raw_basic(server, '/app/basic',
+                      'jürgen:passwört'.encode('latin-1')) == 401
+    assert _raw_basic(server, '/app/basic', b'alice:\xff\xfe') == 401
+    assert _raw_basic(server, '/app/basic', b'alice\x00:secret') == 401
+
+
+def test_group_member_gets_in_non_member_refused(server):
+    assert get(server, '/app/group', 'alice', 'secret')[0] == 200
+    assert get(server, '/app/group', 'CORP\\alice', 'secret')[0] == 200
+    assert get(server, '/app/group', 'jürgen', 'pässword')[0] == 200
+    assert get(server, '/app/group', 'bob', 'hunter2')[0] == 401
+    assert get(server, '/app/group', 'dave', 'dave:pw')[0] == 401
+
+
+def test_nested_and_authenticated_groups(server):
+    # developers is in staff; authenticated is in everyone
+    assert get(server, '/app/staff', 'alice', 'secret')[0] == 200
+    assert get(server, '/app/staff', 'bob', 'hunter2')[0] == 401
+    assert get(server, '/app/everyone', 'bob', 'hunter2')[0] == 200
+
+
+def test_upper_case_user_is_a_user_not_a_permission(server):
+    assert get(server, '/app/group', 'BOB', 'upper-pw')[0] == 200
+    assert get(server, '/app/group', 'BOB', 'wrong-pw')[0] == 401
+
+
+def test_digest(server):
+    assert get(server, '/app/digest', 'dave', 'dave:pw', digest=True) == \
+        (200, 'user=dave')
+    assert get(server, '/app/digest', 'jürgen', 'pässword',
+               digest=True) == (200, 'user=jürgen')
+    assert get(server, '/app/digest', 'dave', 'wrong', digest=True)[0] == 401
+    # no htdigest hash stored for alice (bcrypt): refused, not a 500
+    assert get(server, '/app/digest', 'alice', 'secret', digest=True)[0] \
+        == 401
+    assert get(server, '/app/digest', 'nobody', 'x', digest=True)[0] == 401
+
+
+def test_host_access(server):
+    assert get(server, '/app/hosts')[0] == 200
+
+
+def test_changes_by_another_process_count_at_once(server):
+    env = Environment(server.env_path)
+    try:
+        assert get(server, '/app/group', 'bob', 'hunter2')[0] == 401
+        PermissionSystem(env).grant_permission('bob', 'developers')
+        assert get(server, '/app/group', 'bob', 'hunter2')[0] == 200
+        PermissionSystem(env).revoke_permission('bob', 'developers')
+        assert get(server, '/app/group', 'bob', 'hunter2')[0] == 401
+
+        AuthStore(env).set_password('bob', 'new-pw')
+        assert get(server, '/app/basic', 'bob', 'hunter2')[0] == 401
+        assert get(server, '/app/basic', 'bob', 'new-pw')[0] == 200
+        env.db_transaction("INSERT INTO session_attribute VALUES "
+                           "('bob', 1, 'approval', 'revoked')")
+        assert get(server, '/app/basic', 'bob', 'new-pw')[0] == 401
+    finally:
+        env.shutdown()
+
+
+def test_missing_environment_fails_closed_and_says_so(server):
+    status, _ = get(server, '/app/missing', 'alice', 'secret-gone')
+    assert status == 401
+    log = server.error_log()
+    line = 'tracwsgiauth: login refused for environment %s: TracError' % (
+        os.path.join(os.path.dirname(server.env_path), 'gone'))
+    assert log.count(line) == 1
+    assert 'Traceback' not in log
+    assert 'secret-gone' not in log
+
+
+def test_error_log_never_shows_passwords(server):
+    log = server.error_log()
+    for secret in ('secret', 'hunter2', 'dave:pw', 'pässword', 'upper-pw'):
+        assert secret not in log

@@ -1,0 +1,257 @@
+"""Accounts over a Trac environment's own tables, for HTTP authentication.
+
+Passwords live where TracAccountManager's SessionStore keeps them
+(``session_attribute``, ``name='password'``, ``authenticated=1``); groups
+come from Trac's permission system.  AccountManager need not be installed,
+but its account state (lock, approval, e-mail verification) is honoured.
+Checking a credential never writes to the database.
+"""
+
+import ipaddress
+import re
+import threading
+import time
+
+from trac.config import ChoiceOption, ListOption, Option
+from trac.core import Component
+from trac.perm import PermissionSystem
+
+from . import hashes
+from .names import canonical_name
+
+SECTION = 'wsgiauth'
+
+#: The session attributes one check reads, in one query.
+_ATTRIBUTES = ('password', 'approval', 'email_verification_token',
+               'failed_logins_count', 'failed_logins', 'lock_count')
+_ATTRIBUTE_QUERY = """
+    SELECT name, value FROM session_attribute
+     WHERE sid=%%s AND authenticated=1 AND name IN (%s)
+    """ % ','.join("'%s'" % a for a in _ATTRIBUTES)
+
+#: AccountManager writes ``failed_logins`` as a Python repr of a list of
+#: dicts; read only the ``time`` numbers out of it, never evaluate it.
+_ATTEMPT_TIME = re.compile(r"""['"]time['"]\s*:\s*(\d{1,12})\b""")
+
+
+class Refused(Exception):
+    """The password is right but the account may not log in."""
+
+
+class AuthStore(Component):
+    """Check user names and passwords against this environment's users,
+    and tell which permission groups a user belongs to, for Apache
+    (mod_wsgi) authentication and authorisation.
+
+    Passwords are read where TracAccountManager stores them, in any of
+    the hash formats it writes; AccountManager's lock, approval and
+    e-mail verification state is honoured.
+    """
+
+    strip_domains = ListOption(SECTION, 'strip_domains', '',
+        doc="""Windows domains whose `DOMAIN\\user` prefix is removed from
+        a login name (`*` for any domain), compared without regard to
+        case. A name with a domain that is not listed is kept whole and
+        so matches only a Trac user of exactly that name. Empty (the
+        default): names are never changed.""")
+
+    strip_realms = ListOption(SECTION, 'strip_realms', '',
+        doc="""Kerberos realms whose `user@REALM` suffix (after the last
+        `@`) is removed from a login name (`*` for any realm), compared
+        without regard to case. Leave it empty when Trac user names are
+        e-mail addresses.""")
+
+    hash_scheme = ChoiceOption(SECTION, 'hash_scheme', hashes.SCHEMES,
+        doc="""Hash scheme of the passwords `trac-admin wsgiauth passwd`
+        writes: `bcrypt`, `sha512` or `sha256` (SHA-crypt), `md5`
+        (`$apr1$`), `sha` (`{SHA}`), `crypt` (DES, weak) or `htdigest`
+        (needed for HTTP Digest; uses `realm`). Existing passwords in
+        any of these forms keep working whatever this says.""")
+
+    realm = Option(SECTION, 'realm', 'trac',
+        doc="""Realm of the htdigest passwords this plugin writes, and the
+        `AuthName` of the Apache configuration `deploy` writes. For HTTP
+        Digest the stored realm must equal Apache's `AuthName`; set
+        `[account-manager] db_htdigest_realm` to the same value when
+        AccountManager writes passwords too.""")
+
+    allow_hosts = ListOption(SECTION, 'allow_hosts', '',
+        doc="""Client addresses or networks (`192.0.2.0/24`, `::1`) that
+        may reach locations guarded by `WSGIAccessScript`. Empty: all
+        that `deny_hosts` does not name.""")
+
+    deny_hosts = ListOption(SECTION, 'deny_hosts', '',
+        doc="""Client addresses or networks refused by `WSGIAccessScript`,
+        even when `allow_hosts` names them too.""")
+
+    _dummies = {}
+    _dummies_lock = threading.Lock()
+
+    # -- names
+
+    def canonical(self, name):
+        """The Trac user name for a login name, or None to refuse it."""
+        return canonical_name(
+            name, self.strip_domains, self.strip_realms,
+            self.config.getbool('trac', 'ignore_auth_case'))
+
+    # -- passwords
+
+    def authenticate(self, name, password):
+        """Check a credential of a canonical user name.
+
+        Returns None when the user has no password here, False when the
+        password is wrong, and raises `Refused` when it is right but the
+        account is locked, awaiting approval or unverified.
+        """
+        attrs = self._attributes(name)
+        stored = attrs.get('password')
+        if stored is None:
+            # Do the hashing work anyway: an unknown user should cost as
+            # much as a wrong password.
+            hashes.verify(self._dummy(), name, password)
+            return None
+        if not hashes.verify(stored, name, password):
+            return False
+        self._check_state(name, attrs)
+        return True
+
+    def realm_hash(self, name, realm):
+        """The htdigest hash of a user for `realm`, or None."""
+        attrs = self._attributes(name)
+        stored = attrs.get('password')
+        if stored is None or hashes.digest_realm(stored) != realm:
+            return None
+        try:
+            self._check_state(name, attrs)
+        except Refused:
+            return None
+        return stored.rsplit(':', 1)[1]
+
+    def refusal(self, name):
+        """Why an account may not log in, or None when it may."""
+        try:
+            self._check_state(name, self._attributes(name))
+        except Refused as e:
+            return str(e)
+
+    def set_password(self, name, password):
+        """Store a password for a user, in `hash_scheme`."""
+        stored = hashes.make(self.hash_scheme, name, password, self.realm)
+        with self.env.db_transaction as db:
+            if not db("SELECT 1 FROM session WHERE sid=%s AND authenticated=1",
+                      (name,)):
+                db("INSERT INTO session (sid, authenticated, last_visit) "
+                   "VALUES (%s, 1, %s)", (name, int(time.time())))
+            db("DELETE FROM session_attribute "
+               "WHERE sid=%s AND authenticated=1 AND name='password'",
+               (name,))
+            db("INSERT INTO session_attribute (sid, authenticated, name, value)"
+               " VALUES (%s, 1, 'password', %s)", (name, stored))
+
+    def delete_password(self, name):
+        """Remove a user's password; True when there was one."""
+        with self.env.db_transaction as db:
+            found = bool(db("SELECT 1 FROM session_attribute WHERE sid=%s "
+                            "AND authenticated=1 AND name='password'",
+                            (name,)))
+            db("DELETE FROM session_attribute "
+               "WHERE sid=%s AND authenticated=1 AND name='password'",
+               (name,))
+        return found
+
+    # -- groups
+
+    def groups(self, name):
+        """All permission groups of a user, as Trac's permission system
+        knows them, including groups of groups and the groups of
+        `authenticated` and of groups plugins provide."""
+        perm = PermissionSystem(self.env)
+        groups = set(perm.get_permission_groups(name))
+        members = {name} | groups
+        rows = perm.get_all_permissions()
+        grown = True
+        while grown:
+            grown = False
+            for subject, action in rows:
+                if subject in members and not action.isupper() \
+                        and action not in members:
+                    members.add(action)
+                    groups.add(action)
+                    grown = True
+        groups.discard(name)
+        return sorted(groups)
+
+    # -- hosts
+
+    def host_allowed(self, address):
+        """Whether a client address passes `allow_hosts`/`deny_hosts`."""
+        try:
+            address = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+
+        def listed(entries):
+            return any(address in ipaddress.ip_network(e, strict=False)
+                       for e in entries)
+        if listed(self.deny_hosts):
+            return False
+        return not self.allow_hosts or listed(self.allow_hosts)
+
+    # -- internals
+
+    def _attributes(self, name):
+        return dict(self.env.db_query(_ATTRIBUTE_QUERY, (name,)))
+
+    def _dummy(self):
+        kind = self.hash_scheme
+        with self._dummies_lock:
+            if kind not in self._dummies:
+                self._dummies[kind] = hashes.make(kind, '', 'not a password',
+                                                  self.realm)
+            return self._dummies[kind]
+
+    def _check_state(self, name, attrs):
+        if attrs.get('approval'):
+            raise Refused('account approval %s' % attrs['approval'][:40])
+        if attrs.get('email_verification_token') is not None and \
+                self.config.getbool('account-manager', 'verify_email', True):
+            raise Refused('e-mail address not verified')
+        if self._locked(name, attrs):
+            raise Refused('account locked after failed logins')
+
+    def _locked(self, name, attrs):
+        """AccountManager's AccountGuard.user_locked, read-only."""
+        config = self.config
+        max_count = config.getint('account-manager',
+                                  'login_attempt_max_count', 0)
+        if max_count < 1 or 'failed_logins_count' not in attrs:
+            return False
+        try:
+            count = int(attrs['failed_logins_count'])
+        except ValueError:
+            return True  # unreadable: fail closed
+        if count < max_count:
+            return False
+        if not self.env.db_query("SELECT 1 FROM session "
+                                 "WHERE authenticated=1 AND sid=%s", (name,)):
+            return False  # AccountManager only locks known users
+        lock_time = config.getint('account-manager', 'user_lock_time', 0)
+        if lock_time == 0:
+            return True  # locked until an administrator unlocks it
+        attempts = _ATTEMPT_TIME.findall(attrs.get('failed_logins') or '')
+        if not attempts:
+            return True
+        try:
+            progression = float(config.get('account-manager',
+                                           'user_lock_time_progression', '1'))
+        except ValueError:
+            progression = 1
+        try:
+            lock_count = int(attrs.get('lock_count') or 0)
+        except ValueError:
+            lock_count = 0
+        lock_time *= max(progression, 1) ** (lock_count - 1)
+        lock_time = min(lock_time, config.getint(
+            'account-manager', 'user_lock_max_time', 86400))
+        return int(attempts[-1]) + lock_time > time.time()

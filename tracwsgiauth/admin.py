@@ -1,0 +1,96 @@
+"""trac-admin commands to manage the passwords this plugin checks, so that
+a site needs no AccountManager to run Apache authentication."""
+
+import getpass
+import sys
+
+from trac.admin.api import AdminCommandError, IAdminCommandProvider
+from trac.core import Component, implements
+from trac.util.text import printout
+
+from .accounts import AuthStore, Refused
+
+
+def read_password(confirm):
+    """Read a password from the terminal (twice when `confirm`), or one
+    line from standard input when that is not a terminal -- never from
+    the command line, where other users could see it."""
+    if not sys.stdin.isatty():
+        line = sys.stdin.readline()
+        password = line[:-1] if line.endswith('\n') else line
+    else:
+        password = getpass.getpass('Password: ')
+        if confirm and getpass.getpass('Repeat password: ') != password:
+            raise AdminCommandError('The passwords do not match.')
+    if not password:
+        raise AdminCommandError('No password given.')
+    return password
+
+
+class WsgiAuthAdmin(Component):
+    """trac-admin commands for the passwords and groups that Apache
+    authentication through tracwsgiauth sees."""
+
+    implements(IAdminCommandProvider)
+
+    def get_admin_commands(self):
+        yield ('wsgiauth passwd', '<user>',
+               """Set a user's password
+
+               The password is read from the terminal, or as one line
+               from standard input. It is hashed with the scheme named
+               by [wsgiauth] hash_scheme.""",
+               None, self._do_passwd)
+        yield ('wsgiauth remove', '<user>',
+               "Remove a user's password",
+               None, self._do_remove)
+        yield ('wsgiauth check', '<user>',
+               """Check a password as Apache would
+
+               The password is read like for `wsgiauth passwd`. Exits
+               with a failure status unless the login would succeed.""",
+               None, self._do_check)
+        yield ('wsgiauth groups', '<user>',
+               "List the permission groups Apache sees for a user",
+               None, self._do_groups)
+
+    @property
+    def _store(self):
+        return AuthStore(self.env)
+
+    def _name(self, user):
+        name = self._store.canonical(user)
+        if name is None:
+            raise AdminCommandError('%r is not an acceptable user name.'
+                                    % user)
+        return name
+
+    def _do_passwd(self, user):
+        name = self._name(user)
+        try:
+            self._store.set_password(name, read_password(confirm=True))
+        except ValueError as e:
+            raise AdminCommandError(str(e))
+        printout('Password set for %s.' % name)
+
+    def _do_remove(self, user):
+        name = self._name(user)
+        if not self._store.delete_password(name):
+            raise AdminCommandError('%s has no password.' % name)
+        printout('Password removed for %s.' % name)
+
+    def _do_check(self, user):
+        name = self._name(user)
+        try:
+            found = self._store.authenticate(name, read_password(False))
+        except Refused as e:
+            raise AdminCommandError('Refused: %s.' % e)
+        if found is None:
+            raise AdminCommandError('Refused: %s has no password.' % name)
+        if not found:
+            raise AdminCommandError('Refused: wrong password.')
+        printout('Accepted as %s.' % name)
+
+    def _do_groups(self, user):
+        for group in self._store.groups(self._name(user)):
+            printout(group)

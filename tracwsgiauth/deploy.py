@@ -1,0 +1,184 @@
+"""``trac-admin ENV deploy DIR`` that also writes tracwsgiauth's trac.wsgi,
+an Apache configuration and a mod_wsgi-express command.
+
+Trac runs the first ``deploy`` it finds, always its own `EnvironmentAdmin`,
+so this subclass takes over only when that one is disabled::
+
+    [components]
+    tracwsgiauth.* = enabled
+    trac.env.environmentadmin = disabled
+
+It keeps every other command of `EnvironmentAdmin` (hotcopy, upgrade,
+convert_db) unchanged.
+"""
+
+import hashlib
+import os
+import re
+import shlex
+import shutil
+import sys
+
+from trac.admin.api import AdminCommandError
+from trac.config import BoolOption, Option
+from trac.env import EnvironmentAdmin
+from trac.util.text import jinja2env, printout
+
+from .accounts import SECTION
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TEMPLATES = os.path.join(HERE, 'templates')
+LUA_HOOK = os.path.join(HERE, 'contrib', 'log_remote_user.lua')
+
+_DEPLOY_USAGE = '<directory> [--no-pooling] [--url=/path] [--group=name]'
+_DEPLOY_HELP = """Extract static resources from Trac and all plugins, and
+write tracwsgiauth's scripts
+
+Besides htdocs/ and cgi-bin/, writes cgi-bin/trac.wsgi that serves this
+environment and is also its Apache auth script (WSGIAuthUserScript,
+WSGIAuthGroupScript, WSGIAccessScript), apache/trac.conf to Include
+in Apache, and apache/mod_wsgi-express, a command that serves the
+environment on its own.
+
+--no-pooling: turn off Trac's PostgreSQL connection pooling in the
+script, as [wsgiauth] postgres_pooling = false does.
+
+--url=/path: where Apache serves the environment; default: / and the
+environment's directory name.
+
+--group=name: the permission group the mod_wsgi-express command
+requires; default: authenticated, i.e. every user with a password.
+"""
+
+
+def apache_quote(text):
+    """`text` as one double-quoted Apache directive argument, or None
+    when Apache's syntax cannot carry it (newlines, ``${``)."""
+    if '\n' in text or '\r' in text or '${' in text or text.endswith('\\'):
+        return None
+    return '"%s"' % text.replace('"', '\\"')
+
+
+class DeployAdmin(EnvironmentAdmin):
+    """Trac's environment commands, with a `deploy` that also writes
+    tracwsgiauth's trac.wsgi and Apache configuration. Active only while
+    `trac.env.environmentadmin` is disabled in `[components]`."""
+
+    postgres_pooling = BoolOption(SECTION, 'postgres_pooling', 'true',
+        doc="""Whether the trac.wsgi `deploy` writes keeps Trac's
+        PostgreSQL connection pool. Turn it off when many environments
+        or Apache processes share one PostgreSQL server: each query then
+        opens its own connection (best behind PgBouncer, see
+        contrib/pgbouncer). Takes effect at the next `deploy`.""")
+
+    log_trac_logins = BoolOption(SECTION, 'log_trac_logins', 'false',
+        doc="""Whether the trac.wsgi `deploy` writes reports the user of
+        a request Trac considers logged in (also through a login form)
+        in `X-Remote-User`/`X-Auth-Type` response headers, which the
+        Apache configuration `deploy` writes turns into the access log's
+        user and strips (mod_headers and mod_lua). Takes effect at the
+        next `deploy`.""")
+
+    def get_admin_commands(self):
+        if self.env.is_enabled(EnvironmentAdmin):
+            return  # Trac's own commands answer; do not list them twice
+        for command in super().get_admin_commands():
+            if command[0] == 'deploy':
+                yield ('deploy', _DEPLOY_USAGE, _DEPLOY_HELP, None,
+                       self._do_deploy)
+            else:
+                yield command
+
+    def _do_deploy(self, dest, *options):
+        settings = {'pooling': self.postgres_pooling,
+                    'url': '/' + os.path.basename(self.env.path.rstrip(os.sep)),
+                    'group': 'authenticated'}
+        for option in options:
+            if option == '--no-pooling':
+                settings['pooling'] = False
+            elif option.startswith('--url='):
+                settings['url'] = '/' + option[6:].strip('/')
+            elif option.startswith('--group=') and option[8:]:
+                settings['group'] = option[8:]
+            else:
+                raise AdminCommandError('Unknown option %r' % option,
+                                        show_usage=True)
+        if not re.match(r'\A/[-\w./~]*\Z', settings['url']):
+            raise AdminCommandError('--url takes a plain URL path')
+        super()._do_deploy(dest)
+        write_files(self.env, os.path.abspath(dest), settings,
+                    reflect_user=self.log_trac_logins)
+
+
+def _render(name, data):
+    jenv = jinja2env(autoescape=False, keep_trailing_newline=True)
+    with open(os.path.join(TEMPLATES, name), encoding='utf-8') as f:
+        return jenv.from_string(f.read()).render(data)
+
+
+def _write(path, text, mode):
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, 'w', encoding='utf-8') as f:
+        f.write(text)
+    os.chmod(path, mode)
+
+
+def write_files(env, target, settings, reflect_user=False):
+    """Write trac.wsgi, apache/trac.conf and apache/mod_wsgi-express."""
+    from . import __version__
+    script = os.path.join(target, 'cgi-bin', 'trac.wsgi')
+    htdocs = os.path.join(target, 'htdocs')
+    apache_dir = os.path.join(target, 'apache')
+    os.makedirs(apache_dir, mode=0o755, exist_ok=True)
+    database = env.config.get('trac', 'database')
+    postgres = database.startswith('postgres')
+    bindir = os.path.dirname(sys.executable)
+    express = os.path.join(bindir, 'mod_wsgi-express')
+    slug = re.sub(r'\W', '', os.path.basename(env.path))[:20] or 'trac'
+    data = {
+        'version': __version__,
+        'executable': sys.executable,
+        'env_path': env.path,
+        'pyrepr': repr,
+        'q': apache_quote,
+        'sh': shlex.quote,
+        'script_path_comment': ' '.join(script.split()),
+        'non_pooled': postgres and not settings['pooling'],
+        'postgres': postgres,
+        'reflect_user': reflect_user,
+        'script': script,
+        'htdocs': htdocs,
+        'lua_hook': os.path.join(apache_dir, 'log_remote_user.lua'),
+        'url': settings['url'].rstrip('/') or '/',
+        'prefix': settings['url'].rstrip('/'),
+        'group': settings['group'],
+        'realm': env.config.get(SECTION, 'realm', 'trac'),
+        'process_group': 'trac-%s-%s' % (slug, hashlib.sha1(
+            env.path.encode('utf-8', 'surrogateescape')).hexdigest()[:8]),
+        'python_home': sys.prefix,
+        'express': express if os.path.exists(express) else 'mod_wsgi-express',
+        'express_root': os.path.join(target, 'express'),
+    }
+    unquotable = [p for p in (script, htdocs, data['lua_hook'])
+                  if apache_quote(p) is None]
+    _write(script, _render('trac.wsgi', data), 0o755)
+    if unquotable:
+        text = ('# The deploy directory %r cannot be written in Apache\n'
+                '# configuration syntax (newline or "${"); deploy to\n'
+                '# another directory.\n' % target)
+        printout('WARNING: ' + text.replace('# ', ''))
+    else:
+        text = _render('apache.conf', data)
+    _write(os.path.join(apache_dir, 'trac.conf'), text, 0o644)
+    _write(os.path.join(apache_dir, 'mod_wsgi-express'),
+           _render('mod_wsgi-express.sh', data), 0o755)
+    if reflect_user:
+        shutil.copyfile(LUA_HOOK, data['lua_hook'])
+        os.chmod(data['lua_hook'], 0o644)
+    printout('Wrote tracwsgiauth scripts:\n  %s\n  %s\n  %s' % (
+        script, os.path.join(apache_dir, 'trac.conf'),
+        os.path.join(apache_dir, 'mod_wsgi-express')))
+    if data['non_pooled']:
+        printout('PostgreSQL connection pooling is off in trac.wsgi. To '
+                 'share a server among many environments, put PgBouncer '
+                 'in front of it as contrib/pgbouncer describes.')

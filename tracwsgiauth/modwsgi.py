@@ -1,0 +1,117 @@
+"""mod_wsgi authentication provider bound to one Trac environment.
+
+In the script named by ``WSGIAuthUserScript``/``WSGIAuthGroupScript``::
+
+    from tracwsgiauth.modwsgi import for_environment
+    check_password, get_realm_hash, groups_for_user, allow_access = \\
+        for_environment('/srv/trac/proj')
+
+mod_wsgi hands user names and passwords over Latin-1-decoded; they are
+read back as UTF-8 where they are UTF-8.  Every call opens the
+environment the way Trac's own request dispatcher does, so changes to
+trac.ini, passwords, locks and permissions made by other processes count
+on the very next request.  When the environment cannot be read, the
+provider fails closed -- the login is refused (401) -- and writes one
+line to Apache's error log, never the password.
+"""
+
+from collections import namedtuple
+
+from trac.env import open_environment
+
+from .accounts import AuthStore, Refused
+from .names import from_wire, to_wire
+
+EntryPoints = namedtuple('EntryPoints', 'check_password get_realm_hash '
+                         'groups_for_user allow_access')
+
+
+class NotEnabled(Exception):
+    """The environment does not enable tracwsgiauth."""
+
+
+def for_environment(env_path):
+    """The four mod_wsgi auth entry points for the environment at
+    `env_path`."""
+    provider = _Provider(env_path)
+    return EntryPoints(provider.check_password, provider.get_realm_hash,
+                       provider.groups_for_user, provider.allow_access)
+
+
+def _one_line(text, limit=300):
+    return ' '.join(str(text).split())[:limit]
+
+
+class _Provider(object):
+
+    def __init__(self, env_path):
+        self.env_path = env_path
+
+    def _store(self):
+        env = open_environment(self.env_path, use_cache=True)
+        store = env[AuthStore]
+        if store is None:
+            raise NotEnabled('tracwsgiauth is not enabled in [components] '
+                              'of trac.ini')
+        return store
+
+    def _fail(self, environ, what, error):
+        message = 'tracwsgiauth: %s refused for environment %s: %s: %s' % (
+            what, self.env_path, type(error).__name__, _one_line(error))
+        stream = environ.get('wsgi.errors')
+        if stream is not None:
+            stream.write(message + '\n')
+            stream.flush()
+
+    def check_password(self, environ, user, password):
+        """None: no such user; False: refused; True or the canonical
+        user name (which then becomes REMOTE_USER): accepted."""
+        try:
+            store = self._store()
+            name = store.canonical(from_wire(user))
+            if name is None:
+                return None
+            try:
+                found = store.authenticate(name, from_wire(password))
+            except Refused as e:
+                store.log.info('tracwsgiauth: refused %r: %s', name, e)
+                return False
+        except Exception as e:
+            self._fail(environ, 'login', e)
+            return False
+        if not found:
+            return found
+        wire = to_wire(name)
+        return True if wire == user else wire
+
+    def get_realm_hash(self, environ, user, realm):
+        """The htdigest hash of `user` for `realm`, or None."""
+        try:
+            store = self._store()
+            name = store.canonical(from_wire(user))
+            if name is None:
+                return None
+            return store.realm_hash(name, from_wire(realm))
+        except Exception as e:
+            self._fail(environ, 'login', e)
+            return None
+
+    def groups_for_user(self, environ, user):
+        """The Trac permission groups of `user` (an empty list denies)."""
+        try:
+            store = self._store()
+            name = store.canonical(from_wire(user))
+            if name is None:
+                return []
+            return [to_wire(group) for group in store.groups(name)]
+        except Exception as e:
+            self._fail(environ, 'group check', e)
+            return []
+
+    def allow_access(self, environ, host):
+        """Whether the client's address may reach the location."""
+        try:
+            return self._store().host_allowed(environ.get('REMOTE_ADDR'))
+        except Exception as e:
+            self._fail(environ, 'host check', e)
+            return False
