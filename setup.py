@@ -9,7 +9,8 @@ setup(
     long_description_content_type='text/x-rst',
     license='BSD',
     python_requires='>=3.9',
-    packages=['tracwsgiauth', 'tracwsgiauth.templates', 'tracwsgiauth.contrib'],
+    packages=['tracwsgiauth', 'tracwsgiauth.templates',
+              'tracwsgiauth.contrib'],
     # The top-level templates/ folder ships inside the package.
     package_dir={'tracwsgiauth.templates': 'templates',
                  'tracwsgiauth.contrib': 'contrib'},

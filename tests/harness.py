@@ -51,7 +51,7 @@ def public_dir(prefix='twa-'):
 
 def open_up(path):
     """Let the Apache user read and write a tree (Trac writes sessions)."""
-    for root, dirs, files in os.walk(path):
+    for root, _dirs, files in os.walk(path):
         os.chmod(root, 0o777)
         for name in files:
             os.chmod(os.path.join(root, name), 0o666)

@@ -146,8 +146,9 @@ class AuthStore(Component):
             db("DELETE FROM session_attribute "
                "WHERE sid=%s AND authenticated=1 AND name='password'",
                (name,))
-            db("INSERT INTO session_attribute (sid, authenticated, name, value)"
-               " VALUES (%s, 1, 'password', %s)", (name, stored))
+            db("INSERT INTO session_attribute "
+               "(sid, authenticated, name, value) "
+               "VALUES (%s, 1, 'password', %s)", (name, stored))
 
     def delete_password(self, name):
         """Remove a user's password; True when there was one."""

@@ -70,7 +70,7 @@ class WsgiAuthAdmin(Component):
         try:
             self._store.set_password(name, read_password(confirm=True))
         except ValueError as e:
-            raise AdminCommandError(str(e))
+            raise AdminCommandError(str(e)) from None
         printout('Password set for %s.' % name)
 
     def _do_remove(self, user):
@@ -84,7 +84,7 @@ class WsgiAuthAdmin(Component):
         try:
             found = self._store.authenticate(name, read_password(False))
         except Refused as e:
-            raise AdminCommandError('Refused: %s.' % e)
+            raise AdminCommandError('Refused: %s.' % e) from None
         if found is None:
             raise AdminCommandError('Refused: %s has no password.' % name)
         if not found:

@@ -20,7 +20,7 @@ import shutil
 import sys
 
 from trac.admin.api import AdminCommandError
-from trac.config import BoolOption, Option
+from trac.config import BoolOption
 from trac.env import EnvironmentAdmin
 from trac.util.text import jinja2env, printout
 
@@ -91,7 +91,8 @@ class DeployAdmin(EnvironmentAdmin):
 
     def _do_deploy(self, dest, *options):
         settings = {'pooling': self.postgres_pooling,
-                    'url': '/' + os.path.basename(self.env.path.rstrip(os.sep)),
+                    'url': '/' + os.path.basename(
+                        self.env.path.rstrip(os.sep)),
                     'group': 'authenticated'}
         for option in options:
             if option == '--no-pooling':

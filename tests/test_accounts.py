@@ -1,0 +1,202 @@
+"""AuthStore on real Trac environments, cross-checked with AccountManager."""
+
+import time
+
+import pytest
+from trac.perm import PermissionSystem
+
+from tracwsgiauth import hashes
+from tracwsgiauth.accounts import AuthStore, Refused
+from users import REALM, USERS, populate
+
+
+@pytest.fixture
+def store(env):
+    populate(env)
+    return AuthStore(env)
+
+
+def test_every_user_with_the_right_password(store):
+    accepted = {}
+    for name, (password, _) in USERS.items():
+        try:
+            accepted[name] = store.authenticate(name, password)
+        except Refused as e:
+            accepted[name] = str(e)
+    assert accepted == {
+        'alice': True, 'bob': True, 'dave': True, 'jürgen': True,
+        'BOB': True,
+        'carol': 'account locked after failed logins',
+        'eve': 'account approval pending',
+        'frank': 'e-mail address not verified'}
+
+
+def test_wrong_and_unknown(store):
+    assert store.authenticate('alice', 'wrong') is False
+    assert store.authenticate('nobody', 'secret') is None
+    assert store.authenticate('developers', 'x') is None
+    # a refused account with a wrong password is just wrong
+    assert store.authenticate('carol', 'wrong') is False
+
+
+def test_unverified_email_counts_only_while_verification_is_on(store, env):
+    env.config.set('account-manager', 'verify_email', 'false')
+    assert store.authenticate('frank', 'frank-pw') is True
+
+
+def test_realm_hash(store):
+    assert store.realm_hash('dave', REALM) == hashes.htdigest(
+        'dave', REALM, 'dave:pw')
+    assert store.realm_hash('dave', 'other') is None
+    assert store.realm_hash('alice', REALM) is None      # bcrypt
+    assert store.realm_hash('nobody', REALM) is None
+
+
+def test_groups(store):
+    assert store.groups('alice') == [
+        'anonymous', 'authenticated', 'developers', 'everyone', 'staff']
+    assert store.groups('bob') == ['anonymous', 'authenticated', 'everyone']
+    assert store.groups('BOB') == [
+        'anonymous', 'authenticated', 'developers', 'everyone', 'staff']
+    assert 'WIKI_ADMIN' not in store.groups('alice')
+
+
+def test_groups_match_trac_own_view(store, env):
+    perm = PermissionSystem(env)
+    for user in ('alice', 'bob', 'jürgen'):
+        # Trac's own permission check agrees with our group list
+        assert ('WIKI_ADMIN' in perm.get_user_permissions(user)) == \
+            ('developers' in store.groups(user))
+
+
+def test_set_and_delete_password(store, env):
+    env.config.set('wsgiauth', 'hash_scheme', 'sha512')
+    store.set_password('newbie', 'pw')
+    stored = env.db_query("SELECT value FROM session_attribute "
+                          "WHERE sid='newbie' AND name='password'")[0][0]
+    assert stored.startswith('$6$')
+    assert env.db_query("SELECT authenticated FROM session "
+                        "WHERE sid='newbie'") == [(1,)]
+    assert store.authenticate('newbie', 'pw') is True
+    assert store.delete_password('newbie') is True
+    assert store.delete_password('newbie') is False
+    assert store.authenticate('newbie', 'pw') is None
+
+
+def test_canonical_follows_trac_ini(store, env):
+    assert store.canonical('CORP\\Alice') == 'Alice'
+    env.config.set('trac', 'ignore_auth_case', 'true')
+    assert store.canonical('CORP\\Alice') == 'alice'
+
+
+@pytest.mark.parametrize('address, allowed', [
+    ('127.0.0.1', True), ('10.1.2.3', False), ('192.0.2.7', True),
+    ('198.51.100.1', False), ('::1', False), ('bogus', False), (None, False)])
+def test_host_allowed(env, address, allowed):
+    env.config.set('wsgiauth', 'allow_hosts', '127.0.0.0/8, 192.0.2.0/24')
+    env.config.set('wsgiauth', 'deny_hosts', '10.0.0.0/8')
+    assert AuthStore(env).host_allowed(address) is allowed
+
+
+def test_no_hosts_configured_allows_all(env):
+    assert AuthStore(env).host_allowed('203.0.113.9')
+
+
+# --- AccountManager cross-checks (the real plugin, installed for tests)
+
+@pytest.fixture
+def am_env(env):
+    env.config.set('components', 'acct_mgr.*', 'enabled')
+    env.config.set('account-manager', 'password_store', 'SessionStore')
+    env.config.save()
+    return env
+
+
+@pytest.mark.parametrize('hash_type', ['md5', 'sha', 'sha256', 'sha512',
+                                       'bcrypt', 'crypt'])
+def test_accountmanager_htpasswd_hashes_verify_with_us(am_env, hash_type):
+    from acct_mgr import pwhash
+    stored = pwhash.generate_hash('pässword', hash_type)
+    assert hashes.verify(stored, 'alice', 'pässword')
+    assert not hashes.verify(stored, 'alice', 'password')
+    ours = hashes.make(hash_type, 'alice', 'pässword')
+    assert pwhash.check_hash('pässword', ours)
+    assert not pwhash.check_hash('password', ours)
+
+
+def test_accountmanager_htdigest_both_ways(am_env):
+    from acct_mgr.pwhash import HtDigestHashMethod
+    am_env.config.set('account-manager', 'db_htdigest_realm', REALM)
+    method = HtDigestHashMethod(am_env)
+    stored = method.generate_hash('jürgen', 'pässword')
+    assert hashes.verify(stored, 'jürgen', 'pässword')
+    ours = hashes.make('htdigest', 'jürgen', 'pässword', REALM)
+    assert method.check_hash('jürgen', 'pässword', ours)
+
+
+def test_accountmanager_login_with_our_password(am_env):
+    from acct_mgr.api import AccountManager
+    # AccountManager checks htpasswd forms with HtPasswdHashMethod
+    am_env.config.set('account-manager', 'hash_method', 'HtPasswdHashMethod')
+    AuthStore(am_env).set_password('alice', 'secret')
+    manager = AccountManager(am_env)
+    assert manager.check_password('alice', 'secret')
+    assert not manager.check_password('alice', 'wrong')
+
+
+def test_password_set_by_accountmanager_checks_with_us(am_env):
+    from acct_mgr.api import AccountManager
+    am_env.config.set('account-manager', 'hash_method', 'HtPasswdHashMethod')
+    am_env.config.set('account-manager', 'db_htpasswd_hash_type', 'sha512')
+    AccountManager(am_env).set_password('zoe', 'zoe-pw')
+    assert AuthStore(am_env).authenticate('zoe', 'zoe-pw') is True
+
+
+@pytest.mark.parametrize('state', [
+    dict(count='2'),                                    # tries left
+    dict(count='3', age=10),                            # time-locked
+    dict(count='3', age=4000),                          # lock expired
+    dict(count='5', age=4000, lock_count='3', progression='2'),  # longer
+    dict(count='3', age=10, lock_time='0'),             # permanent
+    dict(count='3', age=10, max_count='0'),             # guard off
+])
+def test_lock_state_agrees_with_accountmanager(am_env, state):
+    from acct_mgr.guard import AccountGuard
+    config = am_env.config
+    config.set('account-manager', 'login_attempt_max_count',
+               state.get('max_count', '3'))
+    config.set('account-manager', 'user_lock_time',
+               state.get('lock_time', '3600'))
+    config.set('account-manager', 'user_lock_time_progression',
+               state.get('progression', '1'))
+    store = AuthStore(am_env)
+    store.set_password('lou', 'lou-pw')
+    attempts = [{'ipnr': '127.0.0.1',
+                 'time': int(time.time()) - state.get('age', 0)}]
+    with am_env.db_transaction as db:
+        for name, value in [('failed_logins_count', state['count']),
+                            ('failed_logins', repr(attempts)),
+                            ('lock_count', state.get('lock_count'))]:
+            if value is not None:
+                db("INSERT INTO session_attribute VALUES ('lou', 1, %s, %s)",
+                   (name, value))
+    am_says = bool(AccountGuard(am_env).user_locked('lou'))
+    assert (store.refusal('lou') is not None) == am_says
+
+
+def test_hostile_attributes_are_never_evaluated(env):
+    store = AuthStore(env)
+    store.set_password('mal', 'pw')
+    env.config.set('account-manager', 'login_attempt_max_count', '1')
+    env.config.set('account-manager', 'user_lock_time', '60')
+    with env.db_transaction as db:
+        db("INSERT INTO session_attribute VALUES ('mal', 1, "
+           "'failed_logins_count', '1')")
+        db("INSERT INTO session_attribute VALUES ('mal', 1, 'failed_logins', "
+           "%s)", ("__import__('os').system('touch /tmp/pwned')",))
+    # unreadable attempt log: locked (fail closed), nothing evaluated
+    assert store.refusal('mal') == 'account locked after failed logins'
+    with env.db_transaction as db:
+        db("UPDATE session_attribute SET value='many' "
+           "WHERE sid='mal' AND name='failed_logins_count'")
+    assert store.refusal('mal') == 'account locked after failed logins'
