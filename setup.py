@@ -26,7 +26,7 @@ setup(
     ],
     extras_require={
         'postgres': ['psycopg2>=2.9'],
-        'test': ['pytest>=8', 'hypothesis>=6', 'mod_wsgi>=5',
+        'test': ['pytest>=8', 'hypothesis>=6', 'mod_wsgi>=5', 'ruff',
                  'TracAccountManager>=0.6'],
     },
     entry_points={

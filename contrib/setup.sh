@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Install what tracwsgiauth's demo and tests need on a Debian machine:
+# Apache httpd (+ apxs for mod_wsgi), htpasswd, curl, and a virtualenv with
+# Trac, this package and its test dependencies.
+# Prints the virtualenv's path on its last line.
+#
+# The virtualenv uses Debian's /usr/bin/python3: Apache's children run as
+# an unprivileged user and must be able to read that Python (a pyenv under
+# /root is not readable by them).
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+
+need=()
+for cmd in apache2:apache2 apxs:apache2-dev htpasswd:apache2-utils curl:curl \
+           pg_config:libpq-dev; do
+    command -v "${cmd%%:*}" >/dev/null 2>&1 || [ -x "/usr/sbin/${cmd%%:*}" ] \
+        || [ -x "/usr/bin/${cmd%%:*}" ] || need+=("${cmd#*:}")
+done
+[ -x /usr/bin/python3-config ] || need+=(python3-dev)
+[ -x /usr/bin/python3 ] && /usr/bin/python3 -c "import venv, ensurepip" \
+    2>/dev/null || need+=(python3-venv)
+if [ ${#need[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ]; then
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >&2
+    else
+        echo "Please install: ${need[*]} (apt-get install ${need[*]})" >&2
+        exit 1
+    fi
+fi
+
+if [ "$(id -u)" = 0 ]; then
+    venv=${TRACWSGIAUTH_VENV:-/opt/tracwsgiauth-venv}
+else
+    venv=${TRACWSGIAUTH_VENV:-$here/.venv}
+fi
+[ -x "$venv/bin/python" ] || /usr/bin/python3 -m venv "$venv" >&2
+"$venv/bin/pip" install -q --upgrade pip >&2
+"$venv/bin/pip" install -q "$here[test,postgres]" >&2
+# always this checkout's code, even when the version number did not change
+"$venv/bin/pip" install -q --no-deps --force-reinstall "$here" >&2
+chmod -R a+rX "$venv"
+echo "$venv"

@@ -1,0 +1,218 @@
+"""`trac-admin ENV deploy` with the plugin, and what it writes, served by
+a real Apache httpd."""
+
+import os
+import re
+import stat
+import subprocess
+import sys
+
+import pytest
+from trac.env import Environment
+
+import tracwsgiauth.deploy
+from harness import (Apache, curl, make_env, open_up, public_dir,
+                     trac_admin)
+from tracwsgiauth.deploy import write_files
+
+#: follow Trac's redirect after /login, keeping its session cookie
+LOGIN = ['-L', '-b', '']
+
+
+def deploy(env_path, *options):
+    target = os.path.join(os.path.dirname(env_path), 'deploy-' +
+                          os.path.basename(env_path))
+    out = trac_admin(env_path, 'deploy', target, *options).stdout
+    assert 'Wrote tracwsgiauth scripts' in out
+    return target
+
+
+def add_user(env_path, name, password, *groups):
+    trac_admin(env_path, 'wsgiauth', 'passwd', name, stdin=password + '\n')
+    for group in groups:
+        trac_admin(env_path, 'permission', 'add', name, group)
+
+
+def include(*targets):
+    return '\n'.join('Include "%s/apache/trac.conf"' % t for t in targets)
+
+
+@pytest.fixture(scope='module')
+def two_envs():
+    parent = public_dir()
+    one = make_env(parent, 'one', extra_ini='\n[wsgiauth]\n'
+                   'strip_domains = CORP\n')
+    two = make_env(parent, 'two')
+    add_user(one, 'alice', 'alice-pw', 'developers')
+    add_user(two, 'bob', 'bob-pw')
+    targets = [deploy(one), deploy(two)]
+    open_up(parent)
+    apache = Apache(include(*targets)).start()
+    yield apache, targets
+    apache.stop()
+
+
+def test_login_shows_trac_logged_in(two_envs):
+    apache, _ = two_envs
+    status, body = curl(apache.url + '/one/login', 'alice', 'alice-pw',
+                        extra=LOGIN)
+    assert status == 200
+    assert re.search(r'logged in as\s*(<[^>]*>\s*)*alice', body), body[:2000]
+    assert curl(apache.url + '/one/login', 'alice', 'wrong')[0] == 401
+    assert curl(apache.url + '/one/login')[0] == 401
+
+
+def test_each_environment_has_its_own_users_and_pages(two_envs):
+    apache, _ = two_envs
+    assert curl(apache.url + '/two/login', 'alice', 'alice-pw')[0] == 401
+    assert curl(apache.url + '/one/login', 'bob', 'bob-pw')[0] == 401
+    status, body = curl(apache.url + '/two/login', 'bob', 'bob-pw',
+                        extra=LOGIN)
+    assert status == 200 and 'logged in as' in body
+    for name in ('one', 'two'):
+        status, body = curl(apache.url + '/%s/wiki' % name)
+        assert status == 200
+        assert '<title>' in body and '/%s/chrome/' % name in body
+        assert curl(apache.url + '/%s/chrome/common/css/trac.css'
+                    % name)[0] == 200
+
+
+def test_domain_user_becomes_trac_user(two_envs):
+    apache, _ = two_envs
+    status, body = curl(apache.url + '/one/login', 'CORP\\alice',
+                        'alice-pw', extra=LOGIN)
+    assert status == 200
+    assert re.search(r'logged in as\s*(<[^>]*>\s*)*alice\b', body)
+    assert 'CORP' not in re.search(r'logged in as.{0,200}', body,
+                                   re.S).group(0)
+
+
+def test_generated_files_and_modes(env_path):
+    for target in [deploy(env_path)]:
+        script = os.path.join(target, 'cgi-bin', 'trac.wsgi')
+        conf = os.path.join(target, 'apache', 'trac.conf')
+        express = os.path.join(target, 'apache', 'mod_wsgi-express')
+        assert stat.S_IMODE(os.stat(script).st_mode) == 0o755
+        assert stat.S_IMODE(os.stat(conf).st_mode) == 0o644
+        assert stat.S_IMODE(os.stat(express).st_mode) == 0o755
+        with open(script) as f:
+            text = f.read()
+        assert 'TRAC_ENV' not in text and 'poolable' not in text
+        compile(text, script, 'exec')
+        subprocess.run(['sh', '-n', express], check=True)
+
+
+def test_group_requirements_are_always_inside_require_all(two_envs):
+    _, targets = two_envs
+    with open(os.path.join(targets[0], 'apache', 'trac.conf')) as f:
+        lines = [line.lstrip('#').strip() for line in f]
+    depth = 0
+    seen = 0
+    for line in lines:
+        if line.startswith('<RequireAll>'):
+            depth += 1
+        elif line.startswith('</RequireAll>'):
+            depth -= 1
+        elif line.startswith('Require wsgi-group'):
+            seen += 1
+            assert depth > 0, line
+    assert seen >= 2
+
+
+def test_templates_come_from_the_installed_package():
+    templates = tracwsgiauth.deploy.TEMPLATES
+    assert os.path.isfile(os.path.join(templates, 'trac.wsgi'))
+    assert os.path.isfile(tracwsgiauth.deploy.LUA_HOOK)
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if os.environ.get('CI'):
+        # CI tests the built and installed package, not the source tree
+        assert not templates.startswith(here)
+
+
+def _script_for(env, tmp, database, **settings):
+    env.config.set('trac', 'database', database)
+    settings = dict({'pooling': True, 'url': '/x', 'group': 'g'}, **settings)
+    write_files(env, tmp, settings)
+    return os.path.join(tmp, 'cgi-bin', 'trac.wsgi')
+
+
+def _run_script(script):
+    code = ('import runpy, trac.db.postgres_backend as p\n'
+            'g = runpy.run_path(%r)\n'
+            'print(repr(g["ENV_PATH"]), p.PostgreSQLConnection.poolable)'
+            % script)
+    return subprocess.run([sys.executable, '-c', code], capture_output=True,
+                          text=True, check=True).stdout.strip()
+
+
+@pytest.mark.parametrize('database, pooling, poolable', [
+    ('postgres://u@127.0.0.1/db', False, 'False'),
+    ('postgres://u@127.0.0.1/db?schema=x', True, 'True'),
+    ('sqlite:db/trac.db', False, 'True'),
+])
+def test_pooling_off_only_when_asked_on_postgres(env, database, pooling,
+                                                 poolable):
+    tmp = public_dir()
+    os.makedirs(os.path.join(tmp, 'cgi-bin'))
+    script = _script_for(env, tmp, database, pooling=pooling)
+    assert _run_script(script).endswith(' ' + poolable)
+
+
+def test_no_pooling_option_of_deploy(env_path):
+    target = deploy(env_path, '--no-pooling')   # SQLite: nothing to turn off
+    with open(os.path.join(target, 'cgi-bin', 'trac.wsgi')) as f:
+        assert 'poolable' not in f.read()
+    bad = trac_admin(env_path, 'deploy', target, '--bogus', check=False)
+    assert bad.returncode != 0
+
+
+@pytest.mark.parametrize('name', [
+    'quo\'te"s', 'new\nline', 'back\\slash', 'sp ace', 'ünï', "x'''; "
+    "import os; os.system('touch pwned') #"])
+def test_hostile_environment_path(name):
+    parent = public_dir()
+    env_path = make_env(parent, name)
+    env = Environment(env_path)
+    try:
+        target = os.path.join(parent, 'deploy')
+        os.makedirs(os.path.join(target, 'cgi-bin'))
+        script = _script_for(env, target, 'sqlite:db/trac.db')
+    finally:
+        env.shutdown()
+    with open(script, encoding='utf-8') as f:
+        compile(f.read(), script, 'exec')
+    assert _run_script(script) == '%r True' % env_path
+
+
+def test_hostile_deploy_directory_gives_no_apache_config(env):
+    target = os.path.join(public_dir(), 'new\nline')
+    os.makedirs(os.path.join(target, 'cgi-bin'))
+    _script_for(env, target, 'sqlite:db/trac.db')
+    with open(os.path.join(target, 'apache', 'trac.conf')) as f:
+        text = f.read()
+    assert all(line.startswith('#') for line in text.splitlines())
+
+
+def test_deploy_is_ours_only_while_trac_own_is_disabled(env_path):
+    help_text = trac_admin(env_path, 'help', 'deploy').stdout
+    assert '--no-pooling' in help_text
+    listing = trac_admin(env_path, 'help').stdout
+    assert len(re.findall(r'^deploy\b', listing, re.M)) == 1
+    assert len(re.findall(r'^hotcopy\b', listing, re.M)) == 1
+    env = Environment(env_path)
+    env.config.remove('components', 'trac.env.environmentadmin')
+    env.config.save()
+    env.shutdown()
+    listing = trac_admin(env_path, 'help').stdout
+    assert len(re.findall(r'^deploy\b', listing, re.M)) == 1
+    assert '--no-pooling' not in trac_admin(env_path, 'help',
+                                            'deploy').stdout
+
+
+def test_hotcopy_and_upgrade_still_work(env_path):
+    backup = os.path.join(os.path.dirname(env_path), 'backup')
+    out = trac_admin(env_path, 'hotcopy', backup).stdout
+    assert 'Hotcopy done' in out
+    assert os.path.isfile(os.path.join(backup, 'db', 'trac.db'))
+    out = trac_admin(env_path, 'upgrade').stdout
+    assert 'up to date' in out or 'Upgrade done' in out
