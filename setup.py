@@ -40,7 +40,6 @@ setup(
     },
     classifiers=[
         'Framework :: Trac',
-        'License :: OSI Approved :: BSD License',
         'Programming Language :: Python :: 3',
     ],
 )

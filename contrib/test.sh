@@ -4,7 +4,8 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 venv=$(bash "$here/contrib/setup.sh" | tail -n 1)
-"$venv/bin/ruff" check "$here/tracwsgiauth" "$here/tests" "$here/setup.py"
+"$venv/bin/ruff" check "$here/tracwsgiauth" "$here/tests" "$here/benchmarks" \
+    "$here/setup.py"
 cd "$here"
 # pytest (not python -m pytest): the installed package is tested, not the
 # source folder

@@ -6,6 +6,7 @@ import re
 import stat
 import subprocess
 import sys
+import time
 
 import pytest
 from trac.env import Environment
@@ -216,3 +217,33 @@ def test_hotcopy_and_upgrade_still_work(env_path):
     assert os.path.isfile(os.path.join(backup, 'db', 'trac.db'))
     out = trac_admin(env_path, 'upgrade').stdout
     assert 'up to date' in out or 'Upgrade done' in out
+
+
+def test_trac_logins_reach_the_access_log_but_not_the_client():
+    parent = public_dir()
+    env_path = make_env(parent, 'logs', extra_ini='\n[wsgiauth]\n'
+                        'log_trac_logins = true\n')
+    add_user(env_path, 'carl', 'carl-pw')
+    target = deploy(env_path)
+    open_up(parent)
+    apache = Apache(include(target)).start()
+    try:
+        jar = os.path.join(parent, 'cookies')
+        status, _, headers = curl(apache.url + '/logs/login', 'carl',
+                                  'carl-pw', headers=True,
+                                  extra=['-c', jar])
+        assert status == 302
+        # a later request logged in by Trac's cookie only, no Apache auth
+        status, body, headers = curl(apache.url + '/logs/wiki/WikiStart',
+                                     headers=True, extra=['-b', jar])
+        assert status == 200 and 'logged in as' in body
+        assert 'x-remote-user' not in headers.lower()
+        assert 'x-auth-type' not in headers.lower()
+        anonymous = curl(apache.url + '/logs/wiki/WikiStart', headers=True)
+        assert 'x-remote-user' not in anonymous[2].lower()
+        time.sleep(0.5)  # the access log is written after the response
+        log = apache.access_log()
+        assert '"carl" "GET /logs/wiki/WikiStart' in log
+        assert '"-" "GET /logs/wiki/WikiStart' in log
+    finally:
+        apache.stop()

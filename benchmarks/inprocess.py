@@ -1,0 +1,91 @@
+"""In-process cost of the mod_wsgi entry points on a SQLite environment,
+side by side with the floor: the bare password query plus the bare hash
+verification.
+
+    /opt/tracwsgiauth-venv/bin/python benchmarks/inprocess.py [N] [OUT.md]
+
+Writes a markdown table (median and p99 in microseconds) to OUT.md
+(default benchmarks/results-inprocess.md) and prints it.
+"""
+
+import datetime
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+
+from trac.env import Environment
+
+from tracwsgiauth import hashes
+from tracwsgiauth.modwsgi import for_environment
+
+SCHEMES = ['htdigest', 'sha', 'md5', 'crypt', 'sha256', 'sha512', 'bcrypt']
+QUERY = ("SELECT value FROM session_attribute WHERE sid=%s "
+         "AND authenticated=1 AND name='password'")
+
+
+def timed(fn, n):
+    for _ in range(min(20, n)):
+        fn()
+    samples = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - t) * 1e6)
+    samples.sort()
+    return statistics.median(samples), samples[int(len(samples) * .99) - 1]
+
+
+def main(n=2000, out=None):
+    out = out or os.path.join(os.path.dirname(__file__),
+                              'results-inprocess.md')
+    path = os.path.join(tempfile.mkdtemp(), 'bench')
+    env = Environment(path, create=True,
+                      options=[('components', 'tracwsgiauth.*', 'enabled')])
+    with env.db_transaction as db:
+        for kind in SCHEMES:
+            db("INSERT INTO session VALUES (%s, 1, 0)", (kind,))
+            db("INSERT INTO session_attribute VALUES (%s, 1, 'password', %s)",
+               (kind, hashes.make(kind, kind, 'secret', 'trac')))
+        db("INSERT INTO permission VALUES ('htdigest', 'developers')")
+    env.shutdown()
+    check, _, groups, _ = for_environment(path)
+    environ = {'wsgi.errors': sys.stderr}
+    floor_env = Environment(path)
+    rows = []
+    for kind in SCHEMES:
+        count = n if kind not in ('bcrypt',) else max(50, n // 40)
+        ours = timed(lambda k=kind: check(environ, k, 'secret'), count)
+        stored = floor_env.db_query(QUERY, (kind,))[0][0]
+        floor = timed(lambda k=kind, s=stored: (
+                          floor_env.db_query(QUERY, (k,)),
+                          hashes.verify(s, k, 'secret')),
+                      count)
+        rows.append(('check_password, %s' % kind, count, ours, floor))
+    rows.append(('groups_for_user', n,
+                 timed(lambda: groups(environ, 'htdigest'), n), None))
+    lines = [
+        '# In-process benchmark', '',
+        '%s, Python %s, %s, %d cores; N calls each (warm).' % (
+            datetime.date.today(), platform.python_version(),
+            platform.machine(), os.cpu_count()), '',
+        '| call | N | median µs | p99 µs | floor median µs | ratio |',
+        '|---|---:|---:|---:|---:|---:|']
+    for name, count, (med, p99), floor in rows:
+        if floor:
+            lines.append('| %s | %d | %.0f | %.0f | %.0f | %.2f |' % (
+                name, count, med, p99, floor[0], med / floor[0]))
+        else:
+            lines.append('| %s | %d | %.0f | %.0f | | |' % (
+                name, count, med, p99))
+    lines += ['', 'floor = the bare password query plus hashes.verify.']
+    text = '\n'.join(lines) + '\n'
+    with open(out, 'w', encoding='utf-8') as f:
+        f.write(text)
+    print(text)
+
+
+if __name__ == '__main__':
+    main(*(int(a) if a.isdigit() else a for a in sys.argv[1:]))
