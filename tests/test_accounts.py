@@ -200,3 +200,71 @@ def test_hostile_attributes_are_never_evaluated(env):
         db("UPDATE session_attribute SET value='many' "
            "WHERE sid='mal' AND name='failed_logins_count'")
     assert store.refusal('mal') == 'account locked after failed logins'
+
+
+# --- the verified-credential cache
+
+@pytest.fixture
+def counted(monkeypatch):
+    """Count the real hash verifications."""
+    calls = []
+    real = hashes.verify
+
+    def verify(stored, user, password):
+        calls.append(user)
+        return real(stored, user, password)
+    monkeypatch.setattr(hashes, 'verify', verify)
+    return calls
+
+
+def test_cache_skips_the_hash_for_a_repeated_credential(store, counted):
+    for _ in range(3):
+        assert store.authenticate('alice', 'secret') is True
+    assert counted == ['alice']
+    # failures are never remembered
+    for _ in range(2):
+        assert store.authenticate('alice', 'wrong') is False
+    assert counted == ['alice'] * 3
+
+
+def test_cache_never_outlives_a_password_change_or_a_lock(store, env):
+    assert store.authenticate('alice', 'secret') is True
+    store.set_password('alice', 'new-secret')
+    assert store.authenticate('alice', 'secret') is False
+    assert store.authenticate('alice', 'new-secret') is True
+    env.db_transaction("INSERT INTO session_attribute VALUES "
+                       "('alice', 1, 'approval', 'revoked')")
+    with pytest.raises(Refused):
+        store.authenticate('alice', 'new-secret')
+    store.delete_password('alice')
+    assert store.authenticate('alice', 'new-secret') is None
+
+
+def test_cache_off_ttl_and_size(store, env, counted, monkeypatch):
+    env.config.set('wsgiauth', 'cache_size', '0')
+    store.authenticate('bob', 'hunter2')
+    store.authenticate('bob', 'hunter2')
+    assert counted == ['bob', 'bob']
+    env.config.set('wsgiauth', 'cache_size', '1')
+    store.authenticate('bob', 'hunter2')
+    store.authenticate('dave', 'dave:pw')     # evicts bob
+    store.authenticate('bob', 'hunter2')
+    assert counted.count('bob') == 4
+    env.config.set('wsgiauth', 'cache_size', '10')
+    env.config.set('wsgiauth', 'cache_ttl', '5')
+    now = [1000.0]
+    monkeypatch.setattr('tracwsgiauth.accounts.time.monotonic',
+                        lambda: now[0])
+    store.authenticate('alice', 'secret')
+    store.authenticate('alice', 'secret')
+    assert counted.count('alice') == 1
+    now[0] += 6
+    store.authenticate('alice', 'secret')
+    assert counted.count('alice') == 2
+
+
+def test_cache_keeps_no_password(store):
+    from tracwsgiauth.accounts import verified
+    store.authenticate('alice', 'secret')
+    for key in verified._entries:
+        assert b'secret' not in key and len(key) == 32

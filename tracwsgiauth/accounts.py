@@ -7,12 +7,16 @@ but its account state (lock, approval, e-mail verification) is honoured.
 Checking a credential never writes to the database.
 """
 
+import collections
+import hashlib
+import hmac
 import ipaddress
+import os
 import re
 import threading
 import time
 
-from trac.config import ChoiceOption, ListOption, Option
+from trac.config import ChoiceOption, IntOption, ListOption, Option
 from trac.core import Component
 from trac.perm import PermissionSystem
 
@@ -36,6 +40,52 @@ _ATTEMPT_TIME = re.compile(r"""['"]time['"]\s*:\s*(\d{1,12})\b""")
 
 class Refused(Exception):
     """The password is right but the account may not log in."""
+
+
+class VerifiedCache(object):
+    """Remembers, within one process, which (user, stored hash, password)
+    triples verified, so a slow hash is not computed again for the next
+    request with the same credentials.
+
+    Only an HMAC of the triple, keyed with a random per-process secret,
+    is kept -- never the password. The stored hash is part of the key, so
+    a new password misses at once; the caller still reads the stored hash
+    and the account state on every check. Failures are never stored.
+    """
+
+    def __init__(self):
+        self._secret = os.urandom(32)
+        self._entries = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def _key(self, scope, name, stored, password):
+        data = '\0'.join((scope, name, stored, password))
+        return hmac.new(self._secret, data.encode('utf-8', 'surrogatepass'),
+                        hashlib.sha256).digest()
+
+    def hit(self, scope, name, stored, password, ttl):
+        key = self._key(scope, name, stored, password)
+        with self._lock:
+            added = self._entries.get(key)
+            if added is None:
+                return False
+            if time.monotonic() - added > ttl:
+                del self._entries[key]
+                return False
+            self._entries.move_to_end(key)
+            return True
+
+    def add(self, scope, name, stored, password, size):
+        key = self._key(scope, name, stored, password)
+        with self._lock:
+            self._entries[key] = time.monotonic()
+            self._entries.move_to_end(key)
+            while len(self._entries) > size:
+                self._entries.popitem(last=False)
+
+
+#: One per process, shared by the environments it serves.
+verified = VerifiedCache()
 
 
 class AuthStore(Component):
@@ -84,6 +134,18 @@ class AuthStore(Component):
         doc="""Client addresses or networks refused by `WSGIAccessScript`,
         even when `allow_hosts` names them too.""")
 
+    cache_size = IntOption(SECTION, 'cache_size', 1000,
+        doc="""How many verified credentials each Apache process remembers
+        so that slow hashes (bcrypt, SHA-crypt) are not computed again on
+        every request. Only a keyed hash of each credential is kept;
+        the stored password and account state are still read on every
+        request, so a new password, a lock or a revoked approval count at
+        once. 0 turns the cache off.""")
+
+    cache_ttl = IntOption(SECTION, 'cache_ttl', 300,
+        doc="""Seconds a verified credential is remembered (see
+        `cache_size`).""")
+
     _dummies = {}
     _dummies_lock = threading.Lock()
 
@@ -111,7 +173,7 @@ class AuthStore(Component):
             # much as a wrong password.
             hashes.verify(self._dummy(), name, password)
             return None
-        if not hashes.verify(stored, name, password):
+        if not self._verify(name, stored, password):
             return False
         self._check_state(name, attrs)
         return True
@@ -203,6 +265,18 @@ class AuthStore(Component):
 
     def _attributes(self, name):
         return dict(self.env.db_query(_ATTRIBUTE_QUERY, (name,)))
+
+    def _verify(self, name, stored, password):
+        size, ttl = self.cache_size, self.cache_ttl
+        if size < 1 or ttl < 1:
+            return hashes.verify(stored, name, password)
+        scope = self.env.path
+        if verified.hit(scope, name, stored, password, ttl):
+            return True
+        if not hashes.verify(stored, name, password):
+            return False
+        verified.add(scope, name, stored, password, size)
+        return True
 
     def _dummy(self):
         kind = self.hash_scheme
