@@ -13,6 +13,8 @@ unsupported password or stored value.
 """
 
 import base64
+import ctypes
+import ctypes.util
 import hashlib
 import hmac
 import re
@@ -38,6 +40,41 @@ _BCRYPT = re.compile(r'\A\$2[aby]\$\d\d\$[./0-9A-Za-z]{53}\Z')
 
 _CRYPTS = {'$apr1$': apr_md5_crypt, '$1$': md5_crypt,
            '$5$': sha256_crypt, '$6$': sha512_crypt}
+
+
+
+def _load_apr_md5():
+    """Apache's own C MD5-crypt (`apr_md5_encode` in libaprutil, which
+    mod_authn_file uses), or None when libaprutil is not installed.
+    About ten times faster than the pure-Python one."""
+    name = ctypes.util.find_library('aprutil-1')
+    try:
+        encode = ctypes.CDLL(name).apr_md5_encode if name else None
+    except (OSError, AttributeError):
+        return None
+    if encode is None:
+        return None
+    encode.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p,
+                       ctypes.c_size_t]
+    encode.restype = ctypes.c_int
+    return encode
+
+
+_apr_md5_encode = _load_apr_md5()
+#: Which implementation checks ``$apr1$`` hashes.
+APR1_BACKEND = 'libaprutil' if _apr_md5_encode else 'libpass'
+_APR1 = re.compile(r'\A\$apr1\$[./0-9A-Za-z]{0,8}\$[./0-9A-Za-z]{22}\Z')
+
+
+def _apr1_verify(stored, secret):
+    if not _APR1.match(stored) or b'\0' in secret:
+        return False
+    out = ctypes.create_string_buffer(120)
+    stored = stored.encode('ascii')
+    if _apr_md5_encode(secret, stored, out, len(out)) != 0:
+        return False
+    return hmac.compare_digest(out.value, stored)
+
 
 #: The schemes `make` writes, named as AccountManager's
 #: ``[account-manager] db_htpasswd_hash_type`` names them, plus htdigest.
@@ -107,6 +144,8 @@ def verify(stored, user, password):
             return bcrypt.checkpw(secret, stored.encode('ascii'))
         if kind == 'crypt':
             return des_crypt.verify(password, stored)
+        if _apr_md5_encode and stored.startswith('$apr1$'):
+            return _apr1_verify(stored, secret)
         for prefix, handler in _CRYPTS.items():
             if stored.startswith(prefix):
                 return handler.verify(password, stored)

@@ -1,0 +1,274 @@
+"""Through a real Apache httpd: tracwsgiauth side by side with Apache's
+own mod_authn_file, the cost of loading it into an Apache child, and its
+cold start.
+
+    /opt/tracwsgiauth-venv/bin/python benchmarks/apache.py [N] [OUT.md]
+
+One Apache (Debian's, event MPM, mod_wsgi from pip) serves a tiny static
+file in several locations; `ab` fetches each with a fixed request count at
+concurrency 1 and 8 on 127.0.0.1.  N (default 4000) is the count for
+fast locations; bcrypt without a cache gets N/40.  Writes a markdown table
+to OUT.md (default benchmarks/results-apache.md) and prints it.
+"""
+
+import datetime
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                '..', 'tests'))
+
+from trac.env import Environment  # noqa: E402
+
+from harness import Apache, curl, make_env, open_up, public_dir  # noqa: E402
+from tracwsgiauth import hashes  # noqa: E402
+
+AB = shutil.which('ab')
+HTPASSWD = shutil.which('htpasswd')
+PASSWORD = 'bench-secret'
+
+SCRIPT = '''
+from tracwsgiauth.modwsgi import for_environment
+
+check_password, get_realm_hash, groups_for_user, allow_access = \\
+    for_environment({env_path!r})
+'''
+
+TRIVIAL = '''
+def check_password(environ, user, password):
+    return user == 'md5' and password == {password!r}
+'''
+
+LOCATION = '''
+<Location /{name}>
+    AuthType Basic
+    AuthName "bench"
+{auth}
+    Require valid-user
+</Location>
+'''
+BY_FILE = '''    AuthBasicProvider file
+    AuthUserFile "{path}"'''
+BY_WSGI = '''    AuthBasicProvider wsgi
+    WSGIAuthUserScript "{path}" application-group=%{{GLOBAL}}'''
+
+#: one Apache child, so its memory and its first request can be measured
+ONE_CHILD = '''
+StartServers 1
+ServerLimit 1
+ThreadsPerChild 25
+MaxRequestWorkers 25
+MinSpareThreads 1
+MaxSpareThreads 25
+'''
+
+
+def environment(parent, name, cache_size):
+    path = make_env(parent, name, extra_ini='\n[wsgiauth]\ncache_size = %d\n'
+                    % cache_size)
+    env = Environment(path)
+    with env.db_transaction as db:
+        for kind in ('md5', 'bcrypt'):
+            db("INSERT INTO session VALUES (%s, 1, 0)", (kind,))
+            db("INSERT INTO session_attribute VALUES (%s, 1, 'password', %s)",
+               (kind, hashes.make(kind, kind, PASSWORD, 'trac')))
+    env.shutdown()
+    return path
+
+
+def write(path, text):
+    with open(path, 'w') as f:
+        f.write(text)
+    return path
+
+
+def ab(url, user, n, c):
+    args = [AB, '-q', '-n', str(n), '-c', str(c), '-s', '60']
+    if user:
+        args += ['-A', '%s:%s' % (user, PASSWORD)]
+    out = subprocess.run(args + [url], capture_output=True, text=True,
+                         timeout=600).stdout
+    rate = float(re.search(r'Requests per second:\s+([\d.]+)', out)[1])
+    failed = int(re.search(r'Failed requests:\s+(\d+)', out)[1])
+    non2xx = re.search(r'Non-2xx responses:\s+(\d+)', out)
+    return rate, failed + (int(non2xx[1]) if non2xx else 0)
+
+
+def rss_kb(pid):
+    with open('/proc/%d/status' % pid) as f:
+        return int(re.search(r'VmRSS:\s+(\d+)', f.read())[1])
+
+
+def children(apache):
+    out = subprocess.run(['pgrep', '-P', str(apache.proc.pid)],
+                         capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def throughput(parent, docs, n):
+    htpasswd = os.path.join(parent, 'htpasswd')
+    subprocess.run([HTPASSWD, '-cbm', htpasswd, 'md5', PASSWORD], check=True,
+                   capture_output=True)
+    subprocess.run([HTPASSWD, '-bB', '-C', '10', htpasswd, 'bcrypt',
+                    PASSWORD], check=True, capture_output=True)
+    uncached = write(os.path.join(parent, 'uncached.wsgi'), SCRIPT.format(
+        env_path=environment(parent, 'uncached', 0)))
+    cached = write(os.path.join(parent, 'cached.wsgi'), SCRIPT.format(
+        env_path=environment(parent, 'cached', 1000)))
+    trivial = write(os.path.join(parent, 'trivial.wsgi'),
+                    TRIVIAL.format(password=PASSWORD))
+    open_up(parent)
+    cases = [  # (label, location, auth, user, same-hash reference)
+        ('no auth (the limit)', 'open', None, None, None),
+        ('mod_authn_file, $apr1$', 'file', BY_FILE.format(path=htpasswd),
+         'md5', None),
+        ('mod_authn_file, bcrypt-10', 'file', None, 'bcrypt', None),
+        ('trivial Python check_password (ceiling)', 'trivial',
+         BY_WSGI.format(path=trivial), 'md5', None),
+        ('tracwsgiauth, $apr1$, no cache', 'uncached',
+         BY_WSGI.format(path=uncached), 'md5', 'mod_authn_file, $apr1$'),
+        ('tracwsgiauth, $apr1$, cached', 'cached',
+         BY_WSGI.format(path=cached), 'md5', 'mod_authn_file, $apr1$'),
+        ('tracwsgiauth, bcrypt-10, no cache', 'uncached', None, 'bcrypt',
+         'mod_authn_file, bcrypt-10'),
+        ('tracwsgiauth, bcrypt-10, cached', 'cached', None, 'bcrypt',
+         'mod_authn_file, bcrypt-10'),
+    ]
+    body = 'DocumentRoot "%s"\n' % docs
+    for _, location, auth, _, _ in cases:
+        if auth:
+            body += LOCATION.format(name=location, auth=auth)
+    apache = Apache(body).start()
+    rows = {}
+    try:
+        for label, location, _, user, _ in cases:
+            url = '%s/%s/f.txt' % (apache.url, location)
+            slow = user == 'bcrypt' and location != 'cached'
+            for c in (1, 8):
+                count = max(100, n // 40) if slow else n
+                ab(url, user, min(count, 2 * c * 10), c)  # warm up
+                rows[label, c] = (count,) + ab(url, user, count, c)
+    finally:
+        apache.stop()
+    errors = apache.error_log()
+    assert PASSWORD not in errors
+    return cases, rows
+
+
+def memory_and_cold_start(parent, docs):
+    """RSS an Apache child gains from loading the script for 1 and for 10
+    environments, and the first authenticated request's latency."""
+    results = []
+    for count in (1, 10):
+        base = os.path.join(parent, 'mem%d' % count)
+        os.mkdir(base)
+        body = ONE_CHILD + 'DocumentRoot "%s"\n' % docs
+        body += 'AliasMatch "^/e[0-9]+/(.*)" "%s/open/$1"\n' % docs
+        for i in range(count):
+            script = write(os.path.join(base, 'env%d.wsgi' % i),
+                           SCRIPT.format(env_path=environment(
+                               base, 'env%d' % i, 1000)))
+            body += LOCATION.format(name='e%d' % i,
+                                    auth=BY_WSGI.format(path=script))
+        open_up(base)
+        apache = Apache(body).start()
+        try:
+            assert curl(apache.url + '/open/f.txt')[0] == 200
+            [child] = children(apache)
+            before = rss_kb(child)
+            firsts = []
+            for i in range(count):
+                t = time.perf_counter()
+                status = curl(apache.url + '/e%d/f.txt' % i, 'md5',
+                              PASSWORD)[0]
+                firsts.append(time.perf_counter() - t)
+                assert status == 200, status
+            t = time.perf_counter()
+            assert curl(apache.url + '/e0/f.txt', 'md5', PASSWORD)[0] == 200
+            warm = time.perf_counter() - t
+            after = rss_kb(child)
+            assert children(apache) == [child]
+        finally:
+            apache.stop()
+        results.append((count, (after - before) / 1024.0, firsts[0],
+                        firsts[-1], warm))
+    return results
+
+
+def main(n=4000, out=None):
+    if not (AB and HTPASSWD):
+        sys.exit('needs ab and htpasswd (apt-get install apache2-utils)')
+    out = out or os.path.join(os.path.dirname(__file__), 'results-apache.md')
+    parent = public_dir('twa-bench-')
+    docs = os.path.join(parent, 'docs')
+    for location in ('open', 'file', 'trivial', 'uncached', 'cached'):
+        os.makedirs(os.path.join(docs, location))
+        write(os.path.join(docs, location, 'f.txt'), 'ok\n')
+    cases, rows = throughput(parent, docs, n)
+    memory = memory_and_cold_start(parent, docs)
+    ceiling = {c: rows['trivial Python check_password (ceiling)', c][1]
+               for c in (1, 8)}
+    lines = [
+        '# Through Apache', '',
+        '%s, %s, Python %s, %s, %d cores, %s; Apache %s event MPM, '
+        'mod_wsgi embedded auth, `ab` without keep-alive, 127.0.0.1, '
+        'a 3-byte static file.' % (
+            datetime.date.today(), platform.node() or 'host',
+            platform.python_version(), platform.machine(), os.cpu_count(),
+            cpu_model(), apache_version()), '',
+        '| provider | c | requests | req/s | errors | vs mod_authn_file, '
+        'same hash | vs trivial Python |',
+        '|---|---:|---:|---:|---:|---:|---:|']
+    for label, _, _, _, reference in cases:
+        for c in (1, 8):
+            count, rate, errors = rows[label, c]
+            ratio = '%.2f' % (rate / rows[reference, c][1]) \
+                if reference else ''
+            vs_trivial = '%.2f' % (rate / ceiling[c]) \
+                if label.startswith('tracwsgiauth') else ''
+            lines.append('| %s | %d | %d | %.0f | %d | %s | %s |' % (
+                label, c, count, rate, errors, ratio, vs_trivial))
+    lines += ['', '## Memory and cold start (one Apache child)', '',
+              '| environments | RSS added to the child | first request, '
+              'first env | first request, last env | warm request |',
+              '|---:|---:|---:|---:|---:|']
+    for count, mb, first, last, warm in memory:
+        lines.append('| %d | %.1f MB | %.0f ms | %.0f ms | %.1f ms |' % (
+            count, mb, first * 1e3, last * 1e3, warm * 1e3))
+    lines += ['', 'RSS added = VmRSS of the only Apache child after one '
+              'authenticated request per environment (`$apr1$`) minus after '
+              'an unauthenticated request (Python already initialised by '
+              'mod_wsgi). Request times are curl round trips, including '
+              'a new connection.']
+    text = '\n'.join(lines) + '\n'
+    with open(out, 'w', encoding='utf-8') as f:
+        f.write(text)
+    print(text)
+    shutil.rmtree(parent, ignore_errors=True)
+
+
+def cpu_model():
+    try:
+        with open('/proc/cpuinfo') as f:
+            return re.search(r'model name\s*:\s*(.*)', f.read())[1].strip()
+    except (OSError, TypeError):
+        return platform.processor() or 'cpu'
+
+
+def apache_version():
+    from harness import APACHE
+    out = subprocess.run([APACHE, '-v'], capture_output=True,
+                         text=True).stdout
+    found = re.search(r'Apache/([\d.]+)', out)
+    return found[1] if found else '?'
+
+
+if __name__ == '__main__':
+    tempfile.tempdir = '/tmp'
+    main(*(int(a) if a.isdigit() else a for a in sys.argv[1:]))
