@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what tracwsgiauth's demo and tests need on a Debian machine:
-# Apache httpd (+ apxs for mod_wsgi), htpasswd, curl, and a virtualenv with
-# Trac, this package and its test dependencies.
+# Apache httpd (+ apxs for mod_wsgi), htpasswd and ab, curl, the PostgreSQL
+# server and PgBouncer (the tests start throwaway ones), and a virtualenv
+# with Trac, this package and its test dependencies.
 # Prints the virtualenv's path on its last line.
 #
 # The virtualenv uses Debian's /usr/bin/python3: Apache's children run as
@@ -16,6 +17,9 @@ for cmd in apache2:apache2 apxs:apache2-dev htpasswd:apache2-utils curl:curl \
     command -v "${cmd%%:*}" >/dev/null 2>&1 || [ -x "/usr/sbin/${cmd%%:*}" ] \
         || [ -x "/usr/bin/${cmd%%:*}" ] || need+=("${cmd#*:}")
 done
+ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
+command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] \
+    || need+=(pgbouncer)
 [ -x /usr/bin/python3-config ] || need+=(python3-dev)
 [ -x /usr/bin/python3 ] && /usr/bin/python3 -c "import venv, ensurepip" \
     2>/dev/null || need+=(python3-venv)

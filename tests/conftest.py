@@ -19,6 +19,15 @@ def env(env_path):
     env.shutdown()
 
 
+@pytest.fixture(scope='session')
+def pg():
+    """One throwaway PostgreSQL cluster for the whole run."""
+    from pg import Postgres
+    server = Postgres().start()
+    yield server
+    server.stop()
+
+
 def pytest_report_header(config):
     import tracwsgiauth
     return 'tracwsgiauth from %s' % os.path.dirname(tracwsgiauth.__file__)

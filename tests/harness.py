@@ -203,3 +203,29 @@ def curl(url, user=None, password=None, digest=False, headers=False,
     if headers:
         return result + (proc.stderr.decode('latin-1'),)
     return result
+
+
+def basic_get(port, path, user=None, password=None, timeout=30):
+    """(status, body) of one GET with Basic credentials, on a new
+    connection."""
+    import base64
+    import http.client
+    headers = {}
+    if user is not None:
+        token = base64.b64encode(('%s:%s' % (user, password)).encode('utf-8'))
+        headers['Authorization'] = 'Basic ' + token.decode('ascii')
+    conn = http.client.HTTPConnection('127.0.0.1', port, timeout=timeout)
+    try:
+        conn.request('GET', path, headers=headers)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def hammer(port, cases, concurrency=8):
+    """Send every (path, user, password) case from `concurrency` threads;
+    the statuses, in the order of `cases`."""
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(concurrency) as pool:
+        return list(pool.map(lambda case: basic_get(port, *case)[0], cases))

@@ -1,13 +1,39 @@
-"""AuthStore on real Trac environments, cross-checked with AccountManager."""
+"""AuthStore on real Trac environments -- SQLite, PostgreSQL in the
+public schema and in a schema of its own -- cross-checked with
+AccountManager."""
 
+import itertools
 import time
 
 import pytest
+from trac.env import Environment
 from trac.perm import PermissionSystem
 
+from harness import make_env, public_dir
+from pg import make_pg_env
 from tracwsgiauth import hashes
 from tracwsgiauth.accounts import AuthStore, Refused
 from users import REALM, USERS, populate
+
+_numbers = itertools.count()
+
+
+@pytest.fixture(params=['sqlite', 'postgres', 'postgres-schema'])
+def env(request):
+    """A real Trac environment on each kind of database."""
+    if request.param == 'sqlite':
+        path = make_env(public_dir())
+    else:
+        pg = request.getfixturevalue('pg')
+        number = next(_numbers)
+        if request.param == 'postgres':
+            path = make_pg_env(pg, public_dir(), 'proj', 'acc%d' % number)
+        else:
+            path = make_pg_env(pg, public_dir(), 'proj', 'accounts',
+                               schema='proj%d' % number)
+    env = Environment(path)
+    yield env
+    env.shutdown()
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ Checking a credential never writes to the database.
 """
 
 import collections
+import contextlib
 import hashlib
 import hmac
 import ipaddress
@@ -18,7 +19,9 @@ import time
 
 from trac.config import ChoiceOption, IntOption, ListOption, Option
 from trac.core import Component
+from trac.db.api import parse_connection_uri
 from trac.perm import PermissionSystem
+from trac.util import lazy
 
 from . import hashes
 from .names import canonical_name
@@ -40,6 +43,24 @@ _ATTEMPT_TIME = re.compile(r"""['"]time['"]\s*:\s*(\d{1,12})\b""")
 
 class Refused(Exception):
     """The password is right but the account may not log in."""
+
+
+class SchemaDrift(Exception):
+    """The database session is not in the environment's schema (a
+    connection pooler shares PostgreSQL sessions between environments)."""
+
+
+#: What PostgreSQL says a transaction's schema is.
+SCHEMA_QUERY = "SELECT current_schema(), current_setting('search_path')"
+
+
+def postgres_schema(database):
+    """The schema of a ``postgres://`` database URI (``public`` when none
+    is given), or None for other databases."""
+    scheme, args = parse_connection_uri(database)
+    if scheme != 'postgres':
+        return None
+    return args.get('params', {}).get('schema') or 'public'
 
 
 class VerifiedCache(object):
@@ -166,7 +187,7 @@ class AuthStore(Component):
         password is wrong, and raises `Refused` when it is right but the
         account is locked, awaiting approval or unverified.
         """
-        attrs = self._attributes(name)
+        attrs = self._account(name)
         stored = attrs.get('password')
         if stored is None:
             # Do the hashing work anyway: an unknown user should cost as
@@ -175,17 +196,17 @@ class AuthStore(Component):
             return None
         if not self._verify(name, stored, password):
             return False
-        self._check_state(name, attrs)
+        self._check_state(attrs)
         return True
 
     def realm_hash(self, name, realm):
         """The htdigest hash of a user for `realm`, or None."""
-        attrs = self._attributes(name)
+        attrs = self._account(name)
         stored = attrs.get('password')
         if stored is None or hashes.digest_realm(stored) != realm:
             return None
         try:
-            self._check_state(name, attrs)
+            self._check_state(attrs)
         except Refused:
             return None
         return stored.rsplit(':', 1)[1]
@@ -193,7 +214,7 @@ class AuthStore(Component):
     def refusal(self, name):
         """Why an account may not log in, or None when it may."""
         try:
-            self._check_state(name, self._attributes(name))
+            self._check_state(self._account(name))
         except Refused as e:
             return str(e)
 
@@ -201,6 +222,7 @@ class AuthStore(Component):
         """Store a password for a user, in `hash_scheme`."""
         stored = hashes.make(self.hash_scheme, name, password, self.realm)
         with self.env.db_transaction as db:
+            self._check_schema(db)
             if not db("SELECT 1 FROM session WHERE sid=%s AND authenticated=1",
                       (name,)):
                 db("INSERT INTO session (sid, authenticated, last_visit) "
@@ -215,6 +237,7 @@ class AuthStore(Component):
     def delete_password(self, name):
         """Remove a user's password; True when there was one."""
         with self.env.db_transaction as db:
+            self._check_schema(db)
             found = bool(db("SELECT 1 FROM session_attribute WHERE sid=%s "
                             "AND authenticated=1 AND name='password'",
                             (name,)))
@@ -230,9 +253,11 @@ class AuthStore(Component):
         knows them, including groups of groups and the groups of
         `authenticated` and of groups plugins provide."""
         perm = PermissionSystem(self.env)
-        groups = set(perm.get_permission_groups(name))
+        with self._reading():
+            # Trac's own queries below join this transaction
+            groups = set(perm.get_permission_groups(name))
+            rows = perm.get_all_permissions()
         members = {name} | groups
-        rows = perm.get_all_permissions()
         grown = True
         while grown:
             grown = False
@@ -263,8 +288,49 @@ class AuthStore(Component):
 
     # -- internals
 
-    def _attributes(self, name):
-        return dict(self.env.db_query(_ATTRIBUTE_QUERY, (name,)))
+    @lazy
+    def schema(self):
+        """The PostgreSQL schema this environment lives in, or None when
+        it is not on PostgreSQL."""
+        return postgres_schema(self.config.get('trac', 'database'))
+
+    def _check_schema(self, db):
+        """Fail closed unless this transaction reads this environment's
+        schema. Every query of a check runs in one transaction, so one
+        look at the start covers them all, whatever a pooler does."""
+        if self.schema is None:
+            return
+        current, search_path = db(SCHEMA_QUERY)[0]
+        if current != self.schema:
+            raise SchemaDrift(
+                'the database session is in schema %r (search_path %s), '
+                'not in this environment\'s schema %r: a connection '
+                'pooler (PgBouncer in transaction mode?) is sharing '
+                'sessions between environments; run "trac-admin ENV '
+                'wsgiauth doctor"' % (current, search_path[:80],
+                                      self.schema))
+
+    @contextlib.contextmanager
+    def _reading(self):
+        """One read-only transaction, checked to be in our schema."""
+        with self.env.db_query as db:
+            self._check_schema(db)
+            yield db
+
+    def _account(self, name):
+        """A user's session attributes, plus ``known`` when the user has
+        an authenticated session, read in one transaction."""
+        with self._reading() as db:
+            attrs = dict(db(_ATTRIBUTE_QUERY, (name,)))
+            if self._lockable(attrs):
+                attrs['known'] = bool(db(
+                    "SELECT 1 FROM session WHERE authenticated=1 AND sid=%s",
+                    (name,)))
+        return attrs
+
+    def _lockable(self, attrs):
+        return 'failed_logins_count' in attrs and self.config.getint(
+            'account-manager', 'login_attempt_max_count', 0) > 0
 
     def _verify(self, name, stored, password):
         size, ttl = self.cache_size, self.cache_ttl
@@ -286,30 +352,29 @@ class AuthStore(Component):
                                                   self.realm)
             return self._dummies[kind]
 
-    def _check_state(self, name, attrs):
+    def _check_state(self, attrs):
         if attrs.get('approval'):
             raise Refused('account approval %s' % attrs['approval'][:40])
         if attrs.get('email_verification_token') is not None and \
                 self.config.getbool('account-manager', 'verify_email', True):
             raise Refused('e-mail address not verified')
-        if self._locked(name, attrs):
+        if self._locked(attrs):
             raise Refused('account locked after failed logins')
 
-    def _locked(self, name, attrs):
+    def _locked(self, attrs):
         """AccountManager's AccountGuard.user_locked, read-only."""
         config = self.config
+        if not self._lockable(attrs):
+            return False
         max_count = config.getint('account-manager',
                                   'login_attempt_max_count', 0)
-        if max_count < 1 or 'failed_logins_count' not in attrs:
-            return False
         try:
             count = int(attrs['failed_logins_count'])
         except ValueError:
             return True  # unreadable: fail closed
         if count < max_count:
             return False
-        if not self.env.db_query("SELECT 1 FROM session "
-                                 "WHERE authenticated=1 AND sid=%s", (name,)):
+        if not attrs.get('known'):
             return False  # AccountManager only locks known users
         lock_time = config.getint('account-manager', 'user_lock_time', 0)
         if lock_time == 0:

@@ -42,6 +42,10 @@ def _one_line(text, limit=300):
     return ' '.join(str(text).split())[:limit]
 
 
+def _describe(error):
+    return '%s: %s' % (type(error).__name__, _one_line(error))
+
+
 class _Provider(object):
 
     def __init__(self, env_path):
@@ -56,8 +60,11 @@ class _Provider(object):
         return store
 
     def _fail(self, environ, what, error):
-        message = 'tracwsgiauth: %s refused for environment %s: %s: %s' % (
-            what, self.env_path, type(error).__name__, _one_line(error))
+        message = 'tracwsgiauth: %s refused for environment %s: %s' % (
+            what, self.env_path, _describe(error))
+        cause = error.__cause__
+        if cause is not None:   # Trac wraps a refused connection this way
+            message += ' (caused by %s)' % _describe(cause)
         stream = environ.get('wsgi.errors')
         if stream is not None:
             stream.write(message + '\n')

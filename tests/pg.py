@@ -1,0 +1,220 @@
+"""Real PostgreSQL and PgBouncer for the tests.
+
+Each `Postgres` is a throwaway cluster (Debian's server binaries, found
+under /usr/lib/postgresql/*/bin) in a fresh folder under /tmp, listening
+on a free port of 127.0.0.1 with trust authentication; `PgBouncer` is
+Debian's pgbouncer in front of it. As root both run as the `postgres`
+user (initdb and pgbouncer refuse root). With CI set, a missing server
+fails the tests instead of skipping them.
+"""
+
+import glob
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+from harness import free_port, public_dir, require
+
+PG_BIN = (sorted(glob.glob('/usr/lib/postgresql/*/bin/postgres'),
+                 key=lambda p: int(p.split('/')[4]))[-1:] or [None])[0]
+PG_BIN = PG_BIN and os.path.dirname(PG_BIN)
+PGBOUNCER = shutil.which('pgbouncer', path='/usr/sbin:' + os.environ['PATH'])
+RUN_AS = 'postgres' if os.geteuid() == 0 else None
+
+
+def _as_server_user(args):
+    return ['runuser', '-u', RUN_AS, '--'] + args if RUN_AS else args
+
+
+def _give(path):
+    if RUN_AS:
+        pw = pwd.getpwnam(RUN_AS)
+        for root, _dirs, files in os.walk(path):
+            os.chown(root, pw.pw_uid, pw.pw_gid)
+            for name in files:
+                os.chown(os.path.join(root, name), pw.pw_uid, pw.pw_gid)
+
+
+def _wait_port(port, proc=None, what='server', timeout=20):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError('%s exited' % what)
+        try:
+            socket.create_connection(('127.0.0.1', port), 1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError('%s did not start on port %d' % (what, port))
+
+
+class Postgres(object):
+    """A throwaway PostgreSQL cluster."""
+
+    def __init__(self, max_connections=100):
+        require(PG_BIN, 'PostgreSQL server (apt-get install postgresql)')
+        import psycopg2  # noqa: F401 -- fail early when it is missing
+        self.dir = public_dir('twa-pg-')
+        self.data = os.path.join(self.dir, 'data')
+        os.mkdir(os.path.join(self.dir, 'sock'))
+        _give(self.dir)
+        self.port = free_port()
+        self.max_connections = max_connections
+        subprocess.run(_as_server_user([
+            os.path.join(PG_BIN, 'initdb'), '-D', self.data, '-A', 'trust',
+            '-U', 'postgres', '--no-sync', '-E', 'UTF8',
+            '--locale=C.UTF-8']), check=True, capture_output=True)
+
+    def _ctl(self, *args):
+        return subprocess.run(_as_server_user(
+            [os.path.join(PG_BIN, 'pg_ctl'), '-D', self.data] + list(args)),
+            capture_output=True, text=True, timeout=60)
+
+    def start(self):
+        options = ('-p %d -c listen_addresses=127.0.0.1 '
+                   '-c unix_socket_directories=%s -c fsync=off '
+                   '-c max_connections=%d -c full_page_writes=off' % (
+                       self.port, os.path.join(self.dir, 'sock'),
+                       self.max_connections))
+        proc = self._ctl('-l', os.path.join(self.dir, 'log'), '-w',
+                         '-o', options, 'start')
+        assert proc.returncode == 0, proc.stdout + proc.stderr + self.log()
+        return self
+
+    def stop(self):
+        self._ctl('-m', 'fast', '-w', 'stop')
+
+    def log(self):
+        try:
+            with open(os.path.join(self.dir, 'log')) as f:
+                return f.read()
+        except OSError:
+            return ''
+
+    def url(self, database, schema=None, user='postgres', port=None):
+        url = 'postgres://%s@127.0.0.1:%d/%s' % (user, port or self.port,
+                                                 database)
+        return url + ('?schema=%s' % schema if schema else '')
+
+    def connect(self, database='postgres', user='postgres', port=None):
+        import psycopg2
+        cnx = psycopg2.connect(host='127.0.0.1', port=port or self.port,
+                               user=user, dbname=database, connect_timeout=5)
+        cnx.autocommit = True
+        return cnx
+
+    def sql(self, statement, args=None, database='postgres'):
+        cnx = self.connect(database)
+        try:
+            with cnx.cursor() as cursor:
+                cursor.execute(statement, args)
+                return cursor.fetchall() if cursor.description else None
+        finally:
+            cnx.close()
+
+    def create_database(self, name):
+        if not self.sql('SELECT 1 FROM pg_database WHERE datname=%s',
+                        (name,)):
+            self.sql('CREATE DATABASE "%s"' % name)
+
+    def connections(self, database=None, user=None):
+        """Client connections other than this query's own."""
+        query = ("SELECT count(*) FROM pg_stat_activity "
+                 "WHERE backend_type='client backend' "
+                 "AND pid <> pg_backend_pid()")
+        args = []
+        if database:
+            query += ' AND datname=%s'
+            args.append(database)
+        if user:
+            query += ' AND usename=%s'
+            args.append(user)
+        return self.sql(query, args)[0][0]
+
+
+BOUNCER_INI = """
+[databases]
+{databases}
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = {port}
+unix_socket_dir =
+auth_type = trust
+auth_file = {dir}/userlist.txt
+admin_users = postgres
+pool_mode = {pool_mode}
+default_pool_size = {pool_size}
+max_client_conn = 500
+server_lifetime = 3600
+ignore_startup_parameters = extra_float_digits
+logfile = {dir}/pgbouncer.log
+pidfile = {dir}/pgbouncer.pid
+"""
+
+
+class PgBouncer(object):
+    """Debian's PgBouncer in front of a `Postgres`.
+
+    `databases` maps PgBouncer database names to connection options
+    (``dbname=x`` or ``dbname=x user=y``); host and port are added.
+    """
+
+    def __init__(self, pg, databases, users=('postgres',),
+                 pool_mode='transaction', pool_size=4):
+        require(PGBOUNCER, 'PgBouncer (apt-get install pgbouncer)')
+        self.pg = pg
+        self.dir = public_dir('twa-pgb-')
+        self.port = free_port()
+        lines = ['%s = host=127.0.0.1 port=%d %s' % (name, pg.port, options)
+                 for name, options in databases.items()]
+        with open(os.path.join(self.dir, 'userlist.txt'), 'w') as f:
+            f.write(''.join('"%s" ""\n' % user for user in users))
+        self.ini = os.path.join(self.dir, 'pgbouncer.ini')
+        with open(self.ini, 'w') as f:
+            f.write(BOUNCER_INI.format(
+                databases='\n'.join(lines), port=self.port, dir=self.dir,
+                pool_mode=pool_mode, pool_size=pool_size))
+        _give(self.dir)
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            _as_server_user([PGBOUNCER, self.ini]),
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True)
+        _wait_port(self.port, self.proc, 'pgbouncer')
+        return self
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGINT)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+
+    def url(self, database, schema=None, user='postgres'):
+        return self.pg.url(database, schema, user, port=self.port)
+
+    def log(self):
+        try:
+            with open(os.path.join(self.dir, 'pgbouncer.log')) as f:
+                return f.read()
+        except OSError:
+            return ''
+
+
+def make_pg_env(pg, parent, name, database, schema=None, extra_ini='',
+                url=None):
+    """A real Trac environment whose database is on `pg` (created when
+    missing), in `schema` when given."""
+    from harness import make_env
+    pg.create_database(database)
+    return make_env(parent, name, extra_ini=extra_ini,
+                    database=url or pg.url(database, schema))

@@ -1,0 +1,250 @@
+"""Environments on a real PostgreSQL server behind a real Apache httpd:
+auth, Digest and groups, the connections left open with Trac's pooling on
+and off, a server restart in the middle, a failing query, schema drift."""
+
+import os
+import time
+
+import pytest
+from trac.env import Environment
+
+from harness import (Apache, basic_get, curl, hammer, open_up, public_dir,
+                     trac_admin)
+from pg import Postgres, make_pg_env
+from tracwsgiauth.accounts import AuthStore, SchemaDrift
+
+#: one Apache child: what Trac's pool may hold is then easy to bound
+ONE_CHILD = '''
+StartServers 1
+ServerLimit 1
+ThreadsPerChild 25
+MaxRequestWorkers 25
+MinSpareThreads 1
+MaxSpareThreads 25
+'''
+TRAC_POOL_SIZE = 10   # Trac's default TRAC_DB_POOL_SIZE, per process
+#: Trac 1.6's pool rolls a returned connection back outside its lock, so
+#: while up to this many threads return theirs, others may open new ones
+#: and the pool ends up holding a few more than its size
+POOL_OVERSHOOT = 8
+
+LOCATION = '''
+<Location /{name}>
+    AuthType {kind}
+    AuthName "trac"
+    Auth{kind}Provider wsgi
+    WSGIAuthUserScript "{script}" application-group=%{{GLOBAL}}
+    WSGIAuthGroupScript "{script}" application-group=%{{GLOBAL}}
+    <RequireAll>
+        Require valid-user
+        Require wsgi-group developers
+    </RequireAll>
+</Location>
+'''
+
+
+def deploy(env_path, target, *options):
+    trac_admin(env_path, 'deploy', target, *options)
+    return os.path.join(target, 'cgi-bin', 'trac.wsgi')
+
+
+def add_user(env_path, name, password, *groups):
+    trac_admin(env_path, 'wsgiauth', 'passwd', name, stdin=password + '\n')
+    for group in groups:
+        trac_admin(env_path, 'permission', 'add', name, group)
+
+
+def auth_apache(scripts):
+    """Apache protecting a static file at /e<i>/ (Basic) and /d<i>/
+    (Digest) with the auth script of environment i."""
+    docs = public_dir('twa-docs-')
+    with open(os.path.join(docs, 'f.txt'), 'w') as f:
+        f.write('ok\n')
+    body = ONE_CHILD + 'AliasMatch "^/[ed][0-9]+/(.*)" "%s/$1"\n' % docs
+    for i, script in enumerate(scripts):
+        body += LOCATION.format(name='e%d' % i, kind='Basic', script=script)
+        body += LOCATION.format(name='d%d' % i, kind='Digest', script=script)
+    return Apache(body).start()
+
+
+def wait_for(predicate, timeout=10):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return predicate()
+
+
+@pytest.fixture(scope='module')
+def envs(pg):
+    """Three environments: a database of its own (public schema), and two
+    schemas of one shared database. Every one has an `alice` with its
+    own password, in developers, and hashes usable for Digest."""
+    parent = public_dir()
+    ini = '\n[wsgiauth]\nhash_scheme = htdigest\ncache_size = 0\n'
+    paths = [make_pg_env(pg, parent, 'pub', 'twa_pub', extra_ini=ini),
+             make_pg_env(pg, parent, 'sa', 'twa_shared', 'sa', ini),
+             make_pg_env(pg, parent, 'sb', 'twa_shared', 'sb', ini)]
+    for path in paths:
+        add_user(path, 'alice', 'pw-' + os.path.basename(path), 'developers')
+        add_user(path, 'bob-' + os.path.basename(path), 'bob-pw')
+    pooled = [deploy(p, os.path.join(parent, 'pooled-' + os.path.basename(p)))
+              for p in paths]
+    unpooled = [deploy(p, os.path.join(parent, 'unpooled-' +
+                                       os.path.basename(p)), '--no-pooling')
+                for p in paths]
+    open_up(parent)
+    return paths, {'pooled': pooled, 'non-pooled': unpooled}
+
+
+def app_connections(pg):
+    return pg.connections('twa_pub') + pg.connections('twa_shared')
+
+
+@pytest.mark.parametrize('mode', ['pooled', 'non-pooled'])
+def test_burst_over_three_environments_and_connections_left(pg, envs, mode):
+    paths, scripts = envs
+    names = [os.path.basename(p) for p in paths]
+    apache = auth_apache(scripts[mode])
+    try:
+        cases, expected = [], []
+        for _ in range(20):
+            for i, name in enumerate(names):
+                other = names[(i + 1) % 3]
+                for user, password, status in [
+                        ('alice', 'pw-' + name, 200),
+                        ('alice', 'pw-' + other, 401),   # another env's
+                        ('bob-' + name, 'bob-pw', 401),  # not in developers
+                        ('bob-' + other, 'bob-pw', 401),
+                        ('nobody', 'x', 401)]:
+                    cases.append(('/e%d/f.txt' % i, user, password))
+                    expected.append(status)
+        statuses = hammer(apache.port, cases, concurrency=8)
+        wrong = [(case, got, want) for case, got, want
+                 in zip(cases, statuses, expected, strict=True)
+                 if got != want]
+        assert not wrong, wrong[:10]
+
+        for i, name in enumerate(names):
+            assert curl('%s/d%d/f.txt' % (apache.url, i), 'alice',
+                        'pw-' + name, digest=True)[0] == 200
+            assert curl('%s/d%d/f.txt' % (apache.url, i), 'alice',
+                        'wrong', digest=True)[0] == 401
+
+        held = app_connections(pg)
+        if mode == 'non-pooled':
+            assert held == 0
+        else:
+            # Trac's pool is per process, shared by its environments
+            assert 1 <= held <= TRAC_POOL_SIZE + POOL_OVERSHOOT
+        log = apache.error_log()
+        assert 'tracwsgiauth:' not in log and 'Traceback' not in log
+    finally:
+        apache.stop()
+    assert wait_for(lambda: app_connections(pg) == 0)
+
+
+@pytest.fixture(scope='module')
+def own_server():
+    """A PostgreSQL of its own, to be stopped and broken."""
+    server = Postgres().start()
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize('mode', ['pooled', 'non-pooled'])
+def test_server_restart_fails_closed_then_recovers(own_server, mode):
+    pg = own_server
+    parent = public_dir()
+    path = make_pg_env(pg, parent, 'proj', 'restart_' + mode.replace('-', ''),
+                       'proj', '\n[wsgiauth]\nhash_scheme = sha512\n')
+    add_user(path, 'alice', 'alice-pw', 'developers')
+    script = deploy(path, os.path.join(parent, 'deploy'),
+                    *(['--no-pooling'] if mode == 'non-pooled' else []))
+    open_up(parent)
+    apache = auth_apache([script])
+    try:
+        assert basic_get(apache.port, '/e0/f.txt', 'alice', 'alice-pw')[0] \
+            == 200
+        pg.stop()
+        during = [basic_get(apache.port, '/e0/f.txt', 'alice',
+                            'alice-pw')[0] for _ in range(6)]
+        # refused while the server is down: never let in, never a 500
+        assert during == [401] * 6
+        log = apache.error_log()
+        lines = [line for line in log.splitlines()
+                 if 'tracwsgiauth: login refused for environment %s: '
+                 % path in line]
+        assert lines and all('OperationalError' in line and
+                             'Connection refused' in line for line in lines)
+        assert 'Traceback' not in log and 'alice-pw' not in log
+        pg.start()
+        assert wait_for(lambda: basic_get(
+            apache.port, '/e0/f.txt', 'alice', 'alice-pw')[0] == 200)
+        assert basic_get(apache.port, '/e0/f.txt', 'alice', 'wrong')[0] \
+            == 401
+        held = pg.connections()
+        assert held == 0 if mode == 'non-pooled' else \
+            held <= TRAC_POOL_SIZE + POOL_OVERSHOOT
+    finally:
+        apache.stop()
+
+
+def test_failing_query_fails_closed_and_leaks_nothing(own_server):
+    pg = own_server
+    parent = public_dir()
+    path = make_pg_env(pg, parent, 'proj', 'failing', 'proj')
+    add_user(path, 'alice', 'alice-pw', 'developers')
+    script = deploy(path, os.path.join(parent, 'deploy'), '--no-pooling')
+    open_up(parent)
+    apache = auth_apache([script])
+    try:
+        assert basic_get(apache.port, '/e0/f.txt', 'alice', 'alice-pw')[0] \
+            == 200
+        pg.sql('ALTER TABLE proj.session_attribute RENAME TO moved',
+               database='failing')
+        assert [basic_get(apache.port, '/e0/f.txt', 'alice', 'alice-pw')[0]
+                for _ in range(3)] == [401] * 3
+        assert 'UndefinedTable: relation "session_attribute" does not exist' \
+            in apache.error_log()
+        assert pg.connections('failing') == 0
+        pg.sql('ALTER TABLE proj.moved RENAME TO session_attribute',
+               database='failing')
+        assert basic_get(apache.port, '/e0/f.txt', 'alice', 'alice-pw')[0] \
+            == 200
+        assert pg.connections('failing') == 0
+    finally:
+        apache.stop()
+
+
+def test_schema_drift_on_a_pooled_connection_is_refused(pg):
+    """A session whose search_path moved to another schema (what a pooler
+    in transaction mode does) is refused, never read."""
+    parent = public_dir()
+    mine = make_pg_env(pg, parent, 'mine', 'twa_drift', 'mine')
+    theirs = make_pg_env(pg, parent, 'theirs', 'twa_drift', 'theirs')
+    for path in (mine, theirs):
+        env = Environment(path)
+        AuthStore(env).set_password('alice', 'pw-' + os.path.basename(path))
+        env.shutdown()
+    env = Environment(mine)
+    try:
+        store = AuthStore(env)
+        assert store.authenticate('alice', 'pw-mine') is True
+        with env.db_transaction as db:   # leave the pooled session moved
+            db("SET search_path TO theirs")
+        for call in (lambda: store.authenticate('alice', 'pw-theirs'),
+                     lambda: store.authenticate('alice', 'pw-mine'),
+                     lambda: store.groups('alice'),
+                     lambda: store.realm_hash('alice', 'trac'),
+                     lambda: store.set_password('alice', 'x')):
+            with pytest.raises(SchemaDrift, match="schema 'theirs'"):
+                call()
+    finally:
+        env.shutdown()
+    env = Environment(theirs)
+    try:
+        assert AuthStore(env).authenticate('alice', 'pw-theirs') is True
+    finally:
+        env.shutdown()
