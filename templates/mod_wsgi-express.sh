@@ -1,5 +1,5 @@
 {##}#!/bin/sh
-{##}# Serve the Trac environment ${env_path}
+{##}# Serve the Trac environment ${env_path_comment}
 {##}# with Apache through mod_wsgi-express; every request needs a user of the
 {##}# environment in the permission group $GROUP (default ${group}).
 {##}# Written by `trac-admin ENV deploy` (tracwsgiauth ${version}).

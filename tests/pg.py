@@ -11,6 +11,7 @@ fails the tests instead of skipping them.
 import glob
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -95,7 +96,10 @@ class Postgres(object):
         except OSError:
             return ''
 
-    def url(self, database, schema=None, user='postgres', port=None):
+    def url(self, database, schema=None, user='postgres', port=None,
+            password=None):
+        if password:
+            user += ':' + password
         url = 'postgres://%s@127.0.0.1:%d/%s' % (user, port or self.port,
                                                  database)
         return url + ('?schema=%s' % schema if schema else '')
@@ -160,25 +164,43 @@ pidfile = {dir}/pgbouncer.pid
 class PgBouncer(object):
     """Debian's PgBouncer in front of a `Postgres`.
 
-    `databases` maps PgBouncer database names to connection options
-    (``dbname=x`` or ``dbname=x user=y``); host and port are added.
+    Either `recipe`, the text of one of contrib/pgbouncer's ini files
+    (its server port, listen port and file paths are moved to this test's
+    own), or `databases`, mapping PgBouncer database names to connection
+    options (``dbname=x``). `users` maps login roles to their passwords
+    (for auth_file).
     """
 
-    def __init__(self, pg, databases, users=('postgres',),
-                 pool_mode='transaction', pool_size=4):
+    def __init__(self, pg, recipe=None, databases=None,
+                 users=None, pool_mode='transaction',
+                 pool_size=4):
+        if users is None:
+            users = {'postgres': ''}
         require(PGBOUNCER, 'PgBouncer (apt-get install pgbouncer)')
         self.pg = pg
         self.dir = public_dir('twa-pgb-')
         self.port = free_port()
-        lines = ['%s = host=127.0.0.1 port=%d %s' % (name, pg.port, options)
-                 for name, options in databases.items()]
         with open(os.path.join(self.dir, 'userlist.txt'), 'w') as f:
-            f.write(''.join('"%s" ""\n' % user for user in users))
+            f.write(''.join('"%s" "%s"\n' % item for item in users.items()))
+        if recipe is None:
+            lines = ['%s = host=127.0.0.1 port=%d %s' % (name, pg.port, opts)
+                     for name, opts in databases.items()]
+            text = BOUNCER_INI.format(
+                databases='\n'.join(lines), port=self.port, dir=self.dir,
+                pool_mode=pool_mode, pool_size=pool_size)
+        else:
+            text = recipe.replace('port=5432', 'port=%d' % pg.port)
+            for key, value in [
+                    ('listen_port', str(self.port)),
+                    ('auth_file', self.dir + '/userlist.txt'),
+                    ('logfile', self.dir + '/pgbouncer.log'),
+                    ('pidfile', self.dir + '/pgbouncer.pid')]:
+                text, found = re.subn(r'(?m)^%s = .*$' % key,
+                                      '%s = %s' % (key, value), text)
+                assert found == 1, key
         self.ini = os.path.join(self.dir, 'pgbouncer.ini')
         with open(self.ini, 'w') as f:
-            f.write(BOUNCER_INI.format(
-                databases='\n'.join(lines), port=self.port, dir=self.dir,
-                pool_mode=pool_mode, pool_size=pool_size))
+            f.write(text)
         _give(self.dir)
         self.proc = None
 
@@ -199,8 +221,13 @@ class PgBouncer(object):
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(5)
 
-    def url(self, database, schema=None, user='postgres'):
-        return self.pg.url(database, schema, user, port=self.port)
+    def url(self, database, schema=None, user='postgres', password=None):
+        return self.pg.url(database, schema, user, self.port, password)
+
+    def server_connections(self):
+        """PostgreSQL connections PgBouncer holds (the only clients that
+        connect to the server through TCP other than this query)."""
+        return self.pg.connections()
 
     def log(self):
         try:

@@ -9,6 +9,7 @@ from trac.core import Component, implements
 from trac.util.text import printout
 
 from .accounts import AuthStore, Refused
+from .doctor import diagnose
 
 
 def read_password(confirm):
@@ -53,6 +54,15 @@ class WsgiAuthAdmin(Component):
         yield ('wsgiauth groups', '<user>',
                "List the permission groups Apache sees for a user",
                None, self._do_groups)
+        yield ('wsgiauth doctor', '',
+               """Check that the database keeps this environment's schema
+
+               On PostgreSQL with a connection pooler such as PgBouncer,
+               runs many short transactions and looks at how sessions
+               are pooled, to find when queries could read another
+               environment's tables. Exits with a failure status and
+               names the safe configurations when they could.""",
+               None, self._do_doctor)
 
     @property
     def _store(self):
@@ -90,6 +100,15 @@ class WsgiAuthAdmin(Component):
         if not found:
             raise AdminCommandError('Refused: wrong password.')
         printout('Accepted as %s.' % name)
+
+    def _do_doctor(self):
+        ok, lines = diagnose(self.env)
+        for line in lines:
+            printout(line)
+        if not ok:
+            raise AdminCommandError('The database connection does not '
+                                    'reliably keep this environment\'s '
+                                    'schema.')
 
     def _do_groups(self, user):
         for group in self._store.groups(self._name(user)):

@@ -24,7 +24,8 @@ from trac.config import BoolOption
 from trac.env import EnvironmentAdmin
 from trac.util.text import jinja2env, printout
 
-from .accounts import SECTION
+from .accounts import SECTION, postgres_schema
+from .doctor import diagnose
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TEMPLATES = os.path.join(HERE, 'templates')
@@ -106,9 +107,29 @@ class DeployAdmin(EnvironmentAdmin):
                                         show_usage=True)
         if not re.match(r'\A/[-\w./~]*\Z', settings['url']):
             raise AdminCommandError('--url takes a plain URL path')
+        settings['schema_warning'] = self._schema_warning()
         super()._do_deploy(dest)
         write_files(self.env, os.path.abspath(dest), settings,
                     reflect_user=self.log_trac_logins)
+        if settings['schema_warning']:
+            banner = '!' * 72
+            printout('\n'.join([banner, 'WARNING: this environment can '
+                                'read ANOTHER environment\'s users '
+                                'through its database connection.'] +
+                               settings['schema_warning'] + [banner]))
+
+    def _schema_warning(self):
+        """What `wsgiauth doctor` finds wrong with the database
+        connection, as lines, or [] when nothing is."""
+        if postgres_schema(self.config.get('trac', 'database')) is None:
+            return []
+        try:
+            ok, lines = diagnose(self.env, transactions=100)
+        except Exception as e:
+            return ['Could not check the database connection (%s: %s); '
+                    'run "trac-admin ENV wsgiauth doctor" once it is up.'
+                    % (type(e).__name__, ' '.join(str(e).split())[:200])]
+        return [] if ok else lines
 
 
 def _render(name, data):
@@ -140,6 +161,8 @@ def write_files(env, target, settings, reflect_user=False):
         'version': __version__,
         'executable': sys.executable,
         'env_path': env.path,
+        'env_path_comment': ' '.join(env.path.split()),
+        'schema_warning': settings.get('schema_warning') or [],
         'pyrepr': repr,
         'q': apache_quote,
         'sh': shlex.quote,
@@ -182,4 +205,5 @@ def write_files(env, target, settings, reflect_user=False):
     if data['non_pooled']:
         printout('PostgreSQL connection pooling is off in trac.wsgi. To '
                  'share a server among many environments, put PgBouncer '
-                 'in front of it as contrib/pgbouncer describes.')
+                 'in front of it in one of the safe configurations of '
+                 'contrib/pgbouncer/README.rst.')
