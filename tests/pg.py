@@ -173,7 +173,7 @@ class PgBouncer(object):
 
     def __init__(self, pg, recipe=None, databases=None,
                  users=None, pool_mode='transaction',
-                 pool_size=4):
+                 pool_size=4, settings=()):
         if users is None:
             users = {'postgres': ''}
         require(PGBOUNCER, 'PgBouncer (apt-get install pgbouncer)')
@@ -190,11 +190,17 @@ class PgBouncer(object):
                 pool_mode=pool_mode, pool_size=pool_size)
         else:
             text = recipe.replace('port=5432', 'port=%d' % pg.port)
+            if databases:
+                lines = ''.join('%s = host=127.0.0.1 port=%d %s\n' % (
+                    name, pg.port, opts) for name, opts in databases.items())
+                text = re.sub(r'(?ms)^\[databases\]\n.*?\n\n',
+                              '[databases]\n' + lines + '\n', text)
             for key, value in [
                     ('listen_port', str(self.port)),
                     ('auth_file', self.dir + '/userlist.txt'),
                     ('logfile', self.dir + '/pgbouncer.log'),
-                    ('pidfile', self.dir + '/pgbouncer.pid')]:
+                    ('pidfile', self.dir + '/pgbouncer.pid')] + \
+                    list(dict(settings).items()):
                 text, found = re.subn(r'(?m)^%s = .*$' % key,
                                       '%s = %s' % (key, value), text)
                 assert found == 1, key

@@ -1,0 +1,269 @@
+"""Many Trac environments on one small PostgreSQL server, behind one Apache,
+under concurrent authenticated load, in each connection mode side by side:
+Trac's default pooling, no pooling, and no pooling behind PgBouncer in its
+two safe configurations (contrib/pgbouncer).
+
+    python benchmarks/postgres.py [N] [REQUESTS] [OUT.md]
+
+N environments (default 50) on a throwaway PostgreSQL with
+max_connections = 20; REQUESTS (default 4000) Basic-auth requests at
+concurrency 16 spread over the environments, one in five with another
+environment's password (which must be refused). Writes a markdown table to
+OUT.md (default benchmarks/results-postgres.md) and prints it.
+"""
+
+import datetime
+import os
+import platform
+import statistics
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                '..', 'tests'))
+
+from trac.env import Environment  # noqa: E402
+
+from harness import Apache, basic_get, make_env, open_up, public_dir  # noqa
+from pg import PG_BIN, PgBouncer, Postgres  # noqa: E402
+from tracwsgiauth.accounts import AuthStore  # noqa: E402
+
+MAX_CONNECTIONS = 20
+CONCURRENCY = 16
+HERE = os.path.dirname(os.path.abspath(__file__))
+CONTRIB = os.path.join(HERE, '..', 'contrib', 'pgbouncer')
+
+SCRIPT = '''{pooling}
+from tracwsgiauth.modwsgi import for_environment
+
+check_password, get_realm_hash, groups_for_user, allow_access = \\
+    for_environment({env_path!r})
+'''
+NO_POOLING = '''from trac.db.postgres_backend import PostgreSQLConnection
+PostgreSQLConnection.poolable = False
+'''
+LOCATION = '''
+<Location /e{i}>
+    AuthType Basic
+    AuthName "trac"
+    AuthBasicProvider wsgi
+    WSGIAuthUserScript "{script}" application-group=%{{GLOBAL}}
+    Require valid-user
+</Location>
+'''
+
+
+def recipe(name):
+    with open(os.path.join(CONTRIB, name)) as f:
+        return f.read()
+
+
+def create_envs(pg, parent, n, layout):
+    """N environments: a database each ('database'), or a schema and a
+    login role each in database trac ('role'). Each has alice with
+    password pw-<i>. Returns (path, url options) pairs."""
+    import subprocess
+    ini = '\n[wsgiauth]\nhash_scheme = sha\n'
+    envs = []
+    if layout == 'role':
+        pg.create_database('trac')
+    for i in range(n):
+        if layout == 'database':
+            database = 'trac_b%d' % i
+            pg.sql('CREATE DATABASE %s OWNER trac' % database)
+            path = make_env(parent, 'd%d' % i, ini, pg.url(
+                database, user='trac', password='trac-secret'))
+            where = (database, None, 'trac', 'trac-secret')
+        else:
+            name = 'r%d' % i
+            subprocess.run([
+                os.path.join(PG_BIN, 'psql'), '-q', '-h', '127.0.0.1', '-p',
+                str(pg.port), '-U', 'postgres', '-d', 'trac', '-v',
+                'env=' + name, '-v', 'password=%s-secret' % name, '-f',
+                os.path.join(CONTRIB, 'role-per-environment.sql')],
+                check=True, capture_output=True)
+            path = make_env(parent, name, ini, pg.url(
+                'trac', name, 'trac_' + name, password=name + '-secret'))
+            where = ('trac', name, 'trac_' + name, name + '-secret')
+        env = Environment(path)
+        AuthStore(env).set_password('alice', 'pw-%d' % i)
+        env.shutdown()
+        envs.append((path, where))
+    return envs
+
+
+def point_at(envs, url_for):
+    for path, where in envs:
+        env = Environment(path)
+        env.config.set('trac', 'database', url_for(*where))
+        env.config.save()
+        env.shutdown()
+
+
+class Peak(object):
+    def __init__(self, pg):
+        self.pg, self.most, self._stop = pg, 0, threading.Event()
+
+    def _watch(self):
+        while not self._stop.is_set():
+            try:
+                self.most = max(self.most, self.pg.connections())
+            except Exception:   # the server is full: that is the peak
+                self.most = max(self.most, MAX_CONNECTIONS)
+            time.sleep(0.02)
+
+    def __enter__(self):
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def load(apache, n_envs, requests):
+    cases = []
+    for k in range(requests):
+        i = k % n_envs
+        if k % 5 == 4:   # another environment's password: must be refused
+            cases.append((i, 'pw-%d' % ((i + 1) % n_envs), 401))
+        else:
+            cases.append((i, 'pw-%d' % i, 200))
+
+    def one(case):
+        i, password, want = case
+        t = time.perf_counter()
+        try:
+            status = basic_get(apache.port, '/e%d/f.txt' % i, 'alice',
+                               password)[0]
+        except Exception:
+            status = 0
+        return status, want, time.perf_counter() - t
+
+    # warm up: every environment once
+    with ThreadPoolExecutor(CONCURRENCY) as pool:
+        list(pool.map(one, [(i, 'pw-%d' % i, 200) for i in range(n_envs)]))
+        start = time.perf_counter()
+        results = list(pool.map(one, cases))
+        elapsed = time.perf_counter() - start
+    wrong = sum(1 for status, want, _ in results
+                if status == 200 and want != 200)
+    errors = sum(1 for status, want, _ in results
+                 if want == 200 and status != 200)
+    times = sorted(t for _, _, t in results)
+    return {'rate': len(results) / elapsed, 'errors': errors,
+            'wrong': wrong, 'median': statistics.median(times) * 1e3,
+            'p99': times[int(len(times) * .99) - 1] * 1e3}
+
+
+def serve(parent, envs, pooled, tag):
+    docs = os.path.join(parent, 'docs-' + tag)
+    os.makedirs(docs)
+    with open(os.path.join(docs, 'f.txt'), 'w') as f:
+        f.write('ok\n')
+    body = 'AliasMatch "^/e[0-9]+/(.*)" "%s/$1"\n' % docs
+    for i, (path, _) in enumerate(envs):
+        script = os.path.join(parent, '%s-%d.wsgi' % (tag, i))
+        with open(script, 'w') as f:
+            f.write(SCRIPT.format(env_path=path,
+                                  pooling='' if pooled else NO_POOLING))
+        body += LOCATION.format(i=i, script=script)
+    open_up(parent)
+    return Apache(body).start()
+
+
+def main(n=50, requests=4000, out=None):
+    out = out or os.path.join(HERE, 'results-postgres.md')
+    pg = Postgres(max_connections=MAX_CONNECTIONS).start()
+    bouncers = []
+    rows = []
+    try:
+        pg.sql("CREATE ROLE trac LOGIN PASSWORD 'trac-secret'")
+        parent = public_dir('twa-pgbench-')
+        print('creating %d + %d environments...' % (n, n), file=sys.stderr)
+        by_database = create_envs(pg, parent, n, 'database')
+        by_role = create_envs(pg, parent, n, 'role')
+        budget = MAX_CONNECTIONS - 5   # leave room for the superuser
+
+        def run(label, envs, pooled, tag):
+            apache = serve(parent, envs, pooled, tag)
+            try:
+                with Peak(pg) as peak:
+                    result = load(apache, len(envs), requests)
+                refusals = apache.error_log().count('tracwsgiauth:')
+            finally:
+                apache.stop()
+            result.update(label=label, peak=peak.most, logged=refusals)
+            rows.append(result)
+            print(result, file=sys.stderr)
+            time.sleep(1)
+
+        direct = lambda db, schema, user, pw: pg.url(db, schema, user,  # noqa
+                                                     password=pw)
+        point_at(by_database, direct)
+        run("Trac's pooling, direct", by_database, True, 'pooled')
+        run('no pooling, direct', by_database, False, 'direct')
+
+        bouncer = PgBouncer(
+            pg, recipe('database-per-environment.ini'),
+            databases={'trac_b%d' % i: 'dbname=trac_b%d' % i
+                       for i in range(n)},
+            users={'trac': 'trac-secret'},
+            settings={'default_pool_size': 1, 'server_idle_timeout': 1,
+                      'max_user_connections': budget}).start()
+        bouncers.append(bouncer)
+        point_at(by_database, lambda db, schema, user, pw: bouncer.url(
+            db, schema, user, pw))
+        run('no pooling, PgBouncer, a database per environment',
+            by_database, False, 'bydb')
+
+        bouncer2 = PgBouncer(
+            pg, recipe('role-per-environment.ini'),
+            users={'trac_r%d' % i: 'r%d-secret' % i for i in range(n)},
+            settings={'default_pool_size': 1, 'server_idle_timeout': 1,
+                      'max_db_connections': budget}).start()
+        bouncers.append(bouncer2)
+        point_at(by_role, lambda db, schema, user, pw: bouncer2.url(
+            db, schema, user, pw))
+        run('no pooling, PgBouncer, a login role per environment',
+            by_role, False, 'byrole')
+    finally:
+        for bouncer in bouncers:
+            bouncer.stop()
+        pg.stop()
+
+    lines = [
+        '# Many environments on one PostgreSQL', '',
+        '%s, Python %s, %s, %d cores; PostgreSQL with max_connections = %d; '
+        'Apache event MPM (default process/thread settings), mod_wsgi '
+        'embedded auth; %d environments, %d Basic-auth requests at '
+        'concurrency %d (one in five with another environment\'s password, '
+        'which must be refused), a new HTTP connection each; PgBouncer '
+        'capped at %d server connections (default_pool_size = 1, '
+        'server_idle_timeout = 1).' % (
+            datetime.date.today(), platform.python_version(),
+            platform.machine(), os.cpu_count(), MAX_CONNECTIONS, n,
+            requests, CONCURRENCY, MAX_CONNECTIONS - 5), '',
+        '| mode | req/s | errors | wrong | peak server connections | '
+        'median ms | p99 ms | refusal lines logged |',
+        '|---|---:|---:|---:|---:|---:|---:|---:|']
+    for r in rows:
+        lines.append('| %s | %.0f | %d | %d | %d | %.1f | %.1f | %d |' % (
+            r['label'], r['rate'], r['errors'], r['wrong'], r['peak'],
+            r['median'], r['p99'], r['logged']))
+    lines += ['', 'errors = right passwords not let in (the server out of '
+              'connections: refused, one line in the error log each); '
+              'wrong = another environment\'s password let in (must be 0).']
+    text = '\n'.join(lines) + '\n'
+    with open(out, 'w', encoding='utf-8') as f:
+        f.write(text)
+    print(text)
+
+
+if __name__ == '__main__':
+    import tempfile
+    tempfile.tempdir = '/tmp'
+    main(*(int(a) if a.isdigit() else a for a in sys.argv[1:]))
