@@ -123,11 +123,16 @@ WSGISocketPrefix "{root}/wsgi"
 class Apache(object):
     """Debian's Apache httpd with mod_wsgi from pip, configured by hand."""
 
+    #: server roots of every Apache started in this run, for the final
+    #: look through their error logs
+    roots = []
+
     def __init__(self, body):
         require(APACHE, 'Apache httpd (apt-get install apache2)')
         require(os.path.exists(MOD_WSGI_EXPRESS), 'mod_wsgi (pip install)')
         require(CURL, 'curl')
         self.root = public_dir('twa-httpd-')
+        Apache.roots.append(self.root)
         self.port = free_port()
         self.url = 'http://127.0.0.1:%d' % self.port
         user = 'User nobody\nGroup nogroup' if os.geteuid() == 0 else ''

@@ -203,7 +203,9 @@ class PgBouncer(object):
                     list(dict(settings).items()):
                 text, found = re.subn(r'(?m)^%s = .*$' % key,
                                       '%s = %s' % (key, value), text)
-                assert found == 1, key
+                assert found <= 1, key
+                if not found:   # [pgbouncer] is the last section
+                    text = text.rstrip('\n') + '\n%s = %s\n' % (key, value)
         self.ini = os.path.join(self.dir, 'pgbouncer.ini')
         with open(self.ini, 'w') as f:
             f.write(text)

@@ -3,6 +3,7 @@ a real Apache httpd."""
 
 import os
 import re
+import signal
 import stat
 import subprocess
 import sys
@@ -12,8 +13,8 @@ import pytest
 from trac.env import Environment
 
 import tracwsgiauth.deploy
-from harness import (Apache, curl, make_env, open_up, public_dir,
-                     trac_admin)
+from harness import (Apache, curl, free_port, make_env, open_up,
+                     public_dir, trac_admin)
 from tracwsgiauth.deploy import write_files
 
 #: follow Trac's redirect after /login, keeping its session cookie
@@ -183,6 +184,10 @@ def test_hostile_environment_path(name):
     with open(script, encoding='utf-8') as f:
         compile(f.read(), script, 'exec')
     assert _run_script(script) == '%r True' % env_path
+    # the Apache configuration names the path only in comments: still valid
+    conf = os.path.join(target, 'apache', 'trac.conf')
+    syntax = Apache('Include "%s"\n' % conf).check_syntax()
+    assert syntax.returncode == 0, syntax.stderr
 
 
 def test_hostile_deploy_directory_gives_no_apache_config(env):
@@ -247,3 +252,76 @@ def test_trac_logins_reach_the_access_log_but_not_the_client():
         assert '"-" "GET /logs/wiki/WikiStart' in log
     finally:
         apache.stop()
+
+
+def _uncomment(text, start, end='#</'):
+    """The commented example block of a generated file that begins with
+    the line `start`, made live."""
+    lines = text.splitlines()
+    first = lines.index(start)
+    last = next(i for i in range(first, len(lines))
+                if lines[i].startswith(end))
+    return '\n'.join(line[1:] for line in lines[first:last + 1]) + '\n'
+
+
+def test_generated_group_examples_refuse_valid_non_members():
+    parent = public_dir()
+    path = make_env(parent, 'grp', extra_ini='\n[wsgiauth]\n'
+                    'deny_hosts = 192.0.2.0/24\n')
+    add_user(path, 'alice', 'alice-pw', 'developers', 'downloaders')
+    add_user(path, 'bob', 'bob-pw')
+    target = deploy(path, '--url=/grp', '--group=developers')
+    downloads = os.path.join(parent, 'downloads')
+    os.mkdir(downloads)
+    with open(os.path.join(downloads, 'f.txt'), 'w') as f:
+        f.write('ok\n')
+    with open(os.path.join(target, 'apache', 'trac.conf')) as f:
+        conf = f.read()
+    extra = os.path.join(target, 'apache', 'examples.conf')
+    with open(extra, 'w') as f:
+        f.write(_uncomment(conf, '#<Location "/grp/admin">'))
+        f.write(_uncomment(conf, '#Alias /downloads /srv/downloads',
+                           '#</Directory>').replace('/srv/downloads',
+                                                    downloads))
+    open_up(parent)
+    apache = Apache(include(target) + '\nInclude "%s"\n' % extra).start()
+    try:
+        for url in ('/grp/admin', '/downloads/f.txt'):
+            assert curl(apache.url + url, 'bob', 'bob-pw')[0] == 401, url
+            assert curl(apache.url + url, 'alice', 'wrong')[0] == 401, url
+        # alice gets past Apache: Trac answers the admin page itself
+        assert curl(apache.url + '/grp/admin', 'alice', 'alice-pw')[0] \
+            not in (401, 500)
+        assert curl(apache.url + '/downloads/f.txt', 'alice',
+                    'alice-pw') == (200, 'ok\n')
+    finally:
+        apache.stop()
+
+
+def test_generated_express_command_requires_the_group():
+    parent = public_dir()
+    path = make_env(parent, 'xp')
+    add_user(path, 'alice', 'alice-pw', 'developers')
+    add_user(path, 'bob', 'bob-pw')
+    target = deploy(path, '--url=/', '--group=developers')
+    open_up(parent)
+    port = free_port()
+    command = ['sh', os.path.join(target, 'apache', 'mod_wsgi-express'),
+               '--locale', 'C.UTF-8', '--startup-timeout', '20']
+    if os.geteuid() == 0:
+        command += ['--user', 'nobody', '--group', 'nogroup']
+    proc = subprocess.Popen(command, env=dict(os.environ, PORT=str(port)),
+                            stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        url = 'http://127.0.0.1:%d/' % port
+        deadline = time.time() + 60
+        while curl(url)[0] == 0 and time.time() < deadline:
+            time.sleep(0.5)
+        assert curl(url)[0] == 401
+        assert curl(url, 'bob', 'bob-pw')[0] == 401
+        assert curl(url, 'alice', 'alice-pw')[0] == 200
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(30)

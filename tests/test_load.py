@@ -1,0 +1,108 @@
+"""10,000 authenticated requests at concurrency 8 through a real Apache,
+spread over three environments (two SQLite, one PostgreSQL without
+pooling), with right, wrong, unknown and another environment's
+credentials on plain and group-protected locations: every answer right,
+nothing in the error log but Apache's own refusals, no PostgreSQL
+connection left open."""
+
+import os
+
+from trac.env import Environment
+from trac.perm import PermissionSystem
+
+from harness import Apache, hammer, make_env, open_up, public_dir
+from pg import make_pg_env
+from tracwsgiauth.accounts import AuthStore
+
+REQUESTS = 10000
+
+SCRIPT = '''{pooling}
+from tracwsgiauth.modwsgi import for_environment
+check_password, get_realm_hash, groups_for_user, allow_access = \\
+    for_environment({path!r})
+'''
+LOCATIONS = '''
+<Location /{name}/basic>
+    AuthType Basic
+    AuthName "trac"
+    AuthBasicProvider wsgi
+    WSGIAuthUserScript "{script}" application-group=%{{GLOBAL}}
+    Require valid-user
+</Location>
+<Location /{name}/group>
+    AuthType Basic
+    AuthName "trac"
+    AuthBasicProvider wsgi
+    WSGIAuthUserScript "{script}" application-group=%{{GLOBAL}}
+    WSGIAuthGroupScript "{script}" application-group=%{{GLOBAL}}
+    <RequireAll>
+        Require valid-user
+        Require wsgi-group developers
+    </RequireAll>
+</Location>
+'''
+
+
+def test_ten_thousand_requests_over_three_environments(pg):
+    parent = public_dir()
+    ini = '\n[wsgiauth]\nhash_scheme = md5\n'
+    paths = [make_env(parent, 'la', ini), make_env(parent, 'lb', ini),
+             make_pg_env(pg, parent, 'lc', 'twa_load', 'lc', ini)]
+    docs = os.path.join(parent, 'docs')
+    os.mkdir(docs)
+    with open(os.path.join(docs, 'f.txt'), 'w') as f:
+        f.write('ok\n')
+    body = 'AliasMatch "^/l[a-c]/(basic|group)/f.txt" "%s/f.txt"\n' % docs
+    for path in paths:
+        name = os.path.basename(path)
+        env = Environment(path)
+        try:
+            store = AuthStore(env)
+            store.set_password('alice', 'alice-' + name)
+            store.set_password('bob', 'bob-' + name)
+            PermissionSystem(env).grant_permission('alice', 'developers')
+        finally:
+            env.shutdown()
+        script = os.path.join(parent, name + '.wsgi')
+        pooling = '' if name != 'lc' else (
+            'from trac.db.postgres_backend import PostgreSQLConnection\n'
+            'PostgreSQLConnection.poolable = False\n')
+        with open(script, 'w') as f:
+            f.write(SCRIPT.format(path=path, pooling=pooling))
+        body += LOCATIONS.format(name=name, script=script)
+    open_up(parent)
+
+    names = [os.path.basename(p) for p in paths]
+    kinds = []
+    for i, name in enumerate(names):
+        other = names[(i + 1) % 3]
+        for where, member_only in (('basic', False), ('group', True)):
+            url = '/%s/%s/f.txt' % (name, where)
+            kinds += [
+                ((url, 'alice', 'alice-' + name), 200),
+                ((url, 'bob', 'bob-' + name), 401 if member_only else 200),
+                ((url, 'alice', 'alice-' + other), 401),
+                ((url, 'alice', 'wrong'), 401),
+                ((url, 'mallory', 'alice-' + name), 401),
+                ((url, 'CORP\\alice', 'alice-' + name), 401),
+            ]
+    cases = [kinds[i % len(kinds)] for i in range(REQUESTS)]
+    apache = Apache(body).start()
+    try:
+        statuses = hammer(apache.port, [c for c, _ in cases], concurrency=8)
+    finally:
+        apache.stop()
+    wrong = [(case, got, want) for (case, want), got
+             in zip(cases, statuses, strict=True) if got != want]
+    assert len(statuses) == REQUESTS
+    assert not wrong, (len(wrong), wrong[:5])
+    log = apache.error_log()
+    unexpected = [line for line in log.splitlines()
+                  if ':error]' in line or ':crit]' in line
+                  or ':alert]' in line or 'Traceback' in line]
+    # Apache's own refusals only: no thread, Python or tracwsgiauth errors
+    unexpected = [line for line in unexpected
+                  if not any(code in line for code in
+                             ('AH01617', 'AH01618', 'AH01631', 'WSGI0060'))]
+    assert not unexpected, unexpected[:5]
+    assert pg.connections('twa_load') == 0
