@@ -49,3 +49,8 @@ def test_help_documents_the_commands(env_path):
     for command in ('wsgiauth passwd', 'wsgiauth remove', 'wsgiauth check',
                     'wsgiauth groups'):
         assert command in out
+
+
+def test_doctor_on_sqlite_has_nothing_to_check(env_path):
+    out = trac_admin(env_path, 'wsgiauth', 'doctor').stdout
+    assert 'not PostgreSQL: nothing to check' in out

@@ -281,3 +281,20 @@ def test_trac_pages_behind_pgbouncer_through_apache(per_role):
         assert 'tracwsgiauth:' not in apache.error_log()
     finally:
         apache.stop()
+
+
+def test_admin_commands_never_answer_for_another_environment(unsafe):
+    _, envs = unsafe
+    for i, (path, mine) in enumerate(envs):
+        other = envs[(i + 1) % len(envs)][1]
+        for password, may_accept in ((other, False), (mine, True)):
+            for _ in range(2):
+                proc = trac_admin(path, 'wsgiauth', 'check', 'alice',
+                                  stdin=password + '\n', check=False)
+                if 'Accepted as alice' in proc.stdout:
+                    assert may_accept and proc.returncode == 0
+                else:
+                    # refused: a wrong password, or the drift seen
+                    assert proc.returncode != 0
+                    assert 'Refused' in proc.stderr + proc.stdout or \
+                        'schema' in proc.stderr + proc.stdout, proc

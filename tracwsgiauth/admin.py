@@ -8,7 +8,7 @@ from trac.admin.api import AdminCommandError, IAdminCommandProvider
 from trac.core import Component, implements
 from trac.util.text import printout
 
-from .accounts import AuthStore, Refused
+from .accounts import AuthStore, Refused, SchemaDrift
 from .doctor import diagnose
 
 
@@ -28,6 +28,16 @@ def read_password(confirm):
     return password
 
 
+def _refusing_drift(command):
+    """`command`, turning a schema drift into a clear refusal."""
+    def run(*args):
+        try:
+            return command(*args)
+        except SchemaDrift as e:
+            raise AdminCommandError('Refused: %s.' % e) from None
+    return run
+
+
 class WsgiAuthAdmin(Component):
     """trac-admin commands for the passwords and groups that Apache
     authentication through tracwsgiauth sees."""
@@ -35,6 +45,10 @@ class WsgiAuthAdmin(Component):
     implements(IAdminCommandProvider)
 
     def get_admin_commands(self):
+        for command in self._commands():
+            yield command[:4] + (_refusing_drift(command[4]),)
+
+    def _commands(self):
         yield ('wsgiauth passwd', '<user>',
                """Set a user's password
 
