@@ -26,19 +26,13 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
 
 from trac.env import Environment  # noqa: E402
 
-from harness import Apache, curl, make_env, open_up, public_dir  # noqa: E402
+from harness import (Apache, auth_script, curl, make_env, open_up,  # noqa
+                     public_dir)
 from tracwsgiauth import hashes  # noqa: E402
 
 AB = shutil.which('ab')
 HTPASSWD = shutil.which('htpasswd')
 PASSWORD = 'bench-secret'
-
-SCRIPT = '''
-from tracwsgiauth.modwsgi import for_environment
-
-check_password, get_realm_hash, groups_for_user, allow_access = \\
-    for_environment({env_path!r})
-'''
 
 TRIVIAL = '''
 def check_password(environ, user, password):
@@ -117,10 +111,10 @@ def throughput(parent, docs, n):
                    capture_output=True)
     subprocess.run([HTPASSWD, '-bB', '-C', '10', htpasswd, 'bcrypt',
                     PASSWORD], check=True, capture_output=True)
-    uncached = write(os.path.join(parent, 'uncached.wsgi'), SCRIPT.format(
-        env_path=environment(parent, 'uncached', 0)))
-    cached = write(os.path.join(parent, 'cached.wsgi'), SCRIPT.format(
-        env_path=environment(parent, 'cached', 1000)))
+    uncached = auth_script(os.path.join(parent, 'uncached.wsgi'),
+                           environment(parent, 'uncached', 0))
+    cached = auth_script(os.path.join(parent, 'cached.wsgi'),
+                         environment(parent, 'cached', 1000))
     trivial = write(os.path.join(parent, 'trivial.wsgi'),
                     TRIVIAL.format(password=PASSWORD))
     open_up(parent)
@@ -171,9 +165,8 @@ def memory_and_cold_start(parent, docs):
         body = ONE_CHILD + 'DocumentRoot "%s"\n' % docs
         body += 'AliasMatch "^/e[0-9]+/(.*)" "%s/open/$1"\n' % docs
         for i in range(count):
-            script = write(os.path.join(base, 'env%d.wsgi' % i),
-                           SCRIPT.format(env_path=environment(
-                               base, 'env%d' % i, 1000)))
+            script = auth_script(os.path.join(base, 'env%d.wsgi' % i),
+                                 environment(base, 'env%d' % i, 1000))
             body += LOCATION.format(name='e%d' % i,
                                     auth=BY_WSGI.format(path=script))
         open_up(base)

@@ -18,7 +18,6 @@ import os
 import platform
 import statistics
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -27,34 +26,15 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
 
 from trac.env import Environment  # noqa: E402
 
-from harness import Apache, basic_get, make_env, open_up, public_dir  # noqa
-from pg import PG_BIN, PgBouncer, Postgres  # noqa: E402
+from harness import (Apache, auth_location, auth_script, basic_get,  # noqa
+                     make_env, open_up, public_dir)
+from pg import PG_BIN, Peak, PgBouncer, Postgres  # noqa: E402
 from tracwsgiauth.accounts import AuthStore  # noqa: E402
 
 MAX_CONNECTIONS = 20
 CONCURRENCY = 32
 HERE = os.path.dirname(os.path.abspath(__file__))
 CONTRIB = os.path.join(HERE, '..', 'contrib', 'pgbouncer')
-
-SCRIPT = '''{pooling}
-from tracwsgiauth.modwsgi import for_environment
-
-check_password, get_realm_hash, groups_for_user, allow_access = \\
-    for_environment({env_path!r})
-'''
-NO_POOLING = '''from trac.db.postgres_backend import PostgreSQLConnection
-PostgreSQLConnection.poolable = False
-'''
-LOCATION = '''
-<Location /e{i}>
-    AuthType Basic
-    AuthName "trac"
-    AuthBasicProvider wsgi
-    WSGIAuthUserScript "{script}" application-group=%{{GLOBAL}}
-    Require valid-user
-</Location>
-'''
-
 
 def recipe(name):
     with open(os.path.join(CONTRIB, name)) as f:
@@ -103,28 +83,6 @@ def point_at(envs, url_for):
         env.shutdown()
 
 
-class Peak(object):
-    def __init__(self, pg):
-        self.pg, self.most, self._stop = pg, 0, threading.Event()
-
-    def _watch(self):
-        while not self._stop.is_set():
-            try:
-                self.most = max(self.most, self.pg.connections())
-            except Exception:   # the server is full: that is the peak
-                self.most = max(self.most, MAX_CONNECTIONS)
-            time.sleep(0.02)
-
-    def __enter__(self):
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-
-
 def load(apache, n_envs, requests):
     cases = []
     for k in range(requests):
@@ -167,11 +125,9 @@ def serve(parent, envs, pooled, tag):
         f.write('ok\n')
     body = 'AliasMatch "^/e[0-9]+/(.*)" "%s/$1"\n' % docs
     for i, (path, _) in enumerate(envs):
-        script = os.path.join(parent, '%s-%d.wsgi' % (tag, i))
-        with open(script, 'w') as f:
-            f.write(SCRIPT.format(env_path=path,
-                                  pooling='' if pooled else NO_POOLING))
-        body += LOCATION.format(i=i, script=script)
+        script = auth_script(os.path.join(parent, '%s-%d.wsgi' % (tag, i)),
+                             path, pooled)
+        body += auth_location('/e%d' % i, script)
     open_up(parent)
     return Apache(body).start()
 
@@ -194,7 +150,7 @@ def main(n=50, requests=4000, out=None):
         def run(label, envs, pooled, tag):
             apache = serve(parent, envs, pooled, tag)
             try:
-                with Peak(pg) as peak:
+                with Peak(pg, full=MAX_CONNECTIONS) as peak:
                     result = load(apache, len(envs), requests)
                 refusals = apache.error_log().count('tracwsgiauth:')
             finally:

@@ -234,3 +234,43 @@ def hammer(port, cases, concurrency=8):
     from concurrent.futures import ThreadPoolExecutor
     with ThreadPoolExecutor(concurrency) as pool:
         return list(pool.map(lambda case: basic_get(port, *case)[0], cases))
+
+
+AUTH_SCRIPT = '''{pooling}
+from tracwsgiauth.modwsgi import for_environment
+
+check_password, get_realm_hash, groups_for_user, allow_access = \\
+    for_environment({env_path!r})
+'''
+NO_POOLING = '''from trac.db.postgres_backend import PostgreSQLConnection
+PostgreSQLConnection.poolable = False
+'''
+
+
+def auth_script(path, env_path, pooled=True):
+    """Write an auth-only mod_wsgi script for one environment."""
+    with open(path, 'w') as f:
+        f.write(AUTH_SCRIPT.format(env_path=env_path,
+                                   pooling='' if pooled else NO_POOLING))
+    return path
+
+
+def auth_location(url, script, group=None, kind='Basic'):
+    """An Apache <Location> that lets in the users of `script`'s
+    environment, only members of `group` when given."""
+    lines = ['<Location %s>' % url,
+             '    AuthType %s' % kind,
+             '    AuthName "trac"',
+             '    Auth%sProvider wsgi' % kind,
+             '    WSGIAuthUserScript "%s" application-group=%%{GLOBAL}'
+             % script]
+    if group:
+        lines += ['    WSGIAuthGroupScript "%s" application-group=%%{GLOBAL}'
+                  % script,
+                  '    <RequireAll>',
+                  '        Require valid-user',
+                  '        Require wsgi-group %s' % group,
+                  '    </RequireAll>']
+    else:
+        lines.append('    Require valid-user')
+    return '\n'.join(lines + ['</Location>', ''])

@@ -16,6 +16,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 
 from harness import free_port, public_dir, require
@@ -138,6 +139,40 @@ class Postgres(object):
             query += ' AND usename=%s'
             args.append(user)
         return self.sql(query, args)[0][0]
+
+
+class Peak(object):
+    """The most client connections `pg` had (in `databases`, or in all)
+    while the block ran; a full server counts as `full`."""
+
+    def __init__(self, pg, databases=None, full=None):
+        self.pg, self.databases, self.full = pg, databases, full
+        self.most = 0
+        self._stop = threading.Event()
+
+    def _count(self):
+        if self.databases is None:
+            return self.pg.connections()
+        return sum(self.pg.connections(db) for db in self.databases)
+
+    def _watch(self):
+        while not self._stop.is_set():
+            try:
+                self.most = max(self.most, self._count())
+            except Exception:
+                if self.full is None:
+                    raise
+                self.most = max(self.most, self.full)
+            time.sleep(0.02)
+
+    def __enter__(self):
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
 
 
 BOUNCER_INI = """

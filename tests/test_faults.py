@@ -14,27 +14,10 @@ import pytest
 from trac.env import Environment
 from trac.perm import PermissionSystem
 
-from harness import Apache, basic_get, make_env, open_up, public_dir
+from harness import (Apache, auth_location, auth_script, basic_get, make_env,
+                     open_up, public_dir)
 from tracwsgiauth.accounts import AuthStore
 
-SCRIPT = '''
-from tracwsgiauth.modwsgi import for_environment
-check_password, get_realm_hash, groups_for_user, allow_access = \\
-    for_environment({path!r})
-'''
-LOCATION = '''
-<Location /{name}>
-    AuthType Basic
-    AuthName "trac"
-    AuthBasicProvider wsgi
-    WSGIAuthUserScript "{script}" application-group=%{{GLOBAL}}
-    WSGIAuthGroupScript "{script}" application-group=%{{GLOBAL}}
-    <RequireAll>
-        Require valid-user
-        Require wsgi-group developers
-    </RequireAll>
-</Location>
-'''
 NAMES = ['unreadable_db', 'unreadable_ini', 'upgrade', 'ini_change',
          'locked', 'cached', 'uncached']
 
@@ -60,10 +43,8 @@ def site():
         PermissionSystem(env).grant_permission('alice', 'developers')
         env.shutdown()
         paths[name] = path
-        script = os.path.join(parent, name + '.wsgi')
-        with open(script, 'w') as f:
-            f.write(SCRIPT.format(path=path))
-        body += LOCATION.format(name=name, script=script)
+        script = auth_script(os.path.join(parent, name + '.wsgi'), path)
+        body += auth_location('/' + name, script, group='developers')
     open_up(parent)
     # faults present before Apache first opens these environments
     os.chmod(os.path.join(paths['unreadable_db'], 'db', 'trac.db'), 0)

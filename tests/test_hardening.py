@@ -14,7 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from trac.env import Environment
 
-from harness import Apache, make_env, open_up, public_dir
+from harness import (Apache, auth_location, auth_script, make_env, open_up,
+                     public_dir)
 from tracwsgiauth.modwsgi import for_environment
 from tracwsgiauth.names import to_wire
 from users import USERS, populate
@@ -282,39 +283,18 @@ def test_any_bytes_as_credentials(entry, data):
 
 # --- a sample through real Apache
 
-SCRIPT = '''
-from tracwsgiauth.modwsgi import for_environment
-check_password, get_realm_hash, groups_for_user, allow_access = \\
-    for_environment({path!r})
-'''
-
-
 @pytest.fixture(scope='module')
 def apache(entry):
     path = entry[0]
     parent = os.path.dirname(path)
-    script = os.path.join(parent, 'auth.wsgi')
-    with open(script, 'w') as f:
-        f.write(SCRIPT.format(path=path))
+    script = auth_script(os.path.join(parent, 'auth.wsgi'), path)
     docs = os.path.join(parent, 'docs')
     os.mkdir(docs)
     with open(os.path.join(docs, 'f.txt'), 'w') as f:
         f.write('ok\n')
     open_up(parent)
-    server = Apache('''
-Alias /p "{docs}"
-<Location /p>
-    AuthType Basic
-    AuthName "trac"
-    AuthBasicProvider wsgi
-    WSGIAuthUserScript "{script}" application-group=%{{GLOBAL}}
-    WSGIAuthGroupScript "{script}" application-group=%{{GLOBAL}}
-    <RequireAll>
-        Require valid-user
-        Require wsgi-group authenticated
-    </RequireAll>
-</Location>
-'''.format(docs=docs, script=script)).start()
+    server = Apache('Alias /p "%s"\n' % docs + auth_location(
+        '/p', script, group='authenticated')).start()
     yield server
     server.stop()
 

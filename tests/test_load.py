@@ -10,38 +10,12 @@ import os
 from trac.env import Environment
 from trac.perm import PermissionSystem
 
-from harness import Apache, hammer, make_env, open_up, public_dir
+from harness import (Apache, auth_location, auth_script, hammer, make_env,
+                     open_up, public_dir)
 from pg import make_pg_env
 from tracwsgiauth.accounts import AuthStore
 
 REQUESTS = 10000
-
-SCRIPT = '''{pooling}
-from tracwsgiauth.modwsgi import for_environment
-check_password, get_realm_hash, groups_for_user, allow_access = \\
-    for_environment({path!r})
-'''
-LOCATIONS = '''
-<Location /{name}/basic>
-    AuthType Basic
-    AuthName "trac"
-    AuthBasicProvider wsgi
-    WSGIAuthUserScript "{script}" application-group=%{{GLOBAL}}
-    Require valid-user
-</Location>
-<Location /{name}/group>
-    AuthType Basic
-    AuthName "trac"
-    AuthBasicProvider wsgi
-    WSGIAuthUserScript "{script}" application-group=%{{GLOBAL}}
-    WSGIAuthGroupScript "{script}" application-group=%{{GLOBAL}}
-    <RequireAll>
-        Require valid-user
-        Require wsgi-group developers
-    </RequireAll>
-</Location>
-'''
-
 
 def test_ten_thousand_requests_over_three_environments(pg):
     parent = public_dir()
@@ -63,13 +37,10 @@ def test_ten_thousand_requests_over_three_environments(pg):
             PermissionSystem(env).grant_permission('alice', 'developers')
         finally:
             env.shutdown()
-        script = os.path.join(parent, name + '.wsgi')
-        pooling = '' if name != 'lc' else (
-            'from trac.db.postgres_backend import PostgreSQLConnection\n'
-            'PostgreSQLConnection.poolable = False\n')
-        with open(script, 'w') as f:
-            f.write(SCRIPT.format(path=path, pooling=pooling))
-        body += LOCATIONS.format(name=name, script=script)
+        script = auth_script(os.path.join(parent, name + '.wsgi'), path,
+                             pooled=name != 'lc')
+        body += auth_location('/%s/basic' % name, script)
+        body += auth_location('/%s/group' % name, script, 'developers')
     open_up(parent)
 
     names = [os.path.basename(p) for p in paths]

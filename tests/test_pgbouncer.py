@@ -9,15 +9,13 @@ import os
 import re
 import subprocess
 import sys
-import threading
-import time
 
 import pytest
 from trac.env import Environment
 from trac.perm import PermissionSystem
 
 from harness import Apache, curl, open_up, public_dir, trac_admin
-from pg import PG_BIN, PgBouncer, make_pg_env
+from pg import PG_BIN, Peak, PgBouncer, make_pg_env
 from tracwsgiauth.accounts import SCHEMA_QUERY, AuthStore
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -52,31 +50,6 @@ def point_at(path, url):
         env.config.save()
     finally:
         env.shutdown()
-
-
-class Peak(object):
-    """The most server connections seen while the block runs."""
-
-    def __init__(self, pg, databases):
-        self.pg = pg
-        self.databases = databases
-        self.most = 0
-        self._stop = threading.Event()
-
-    def _watch(self):
-        while not self._stop.is_set():
-            self.most = max(self.most, sum(
-                self.pg.connections(db) for db in self.databases))
-            time.sleep(0.05)
-
-    def __enter__(self):
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
 
 
 def run_workers(envs, mode, threads=4, count=100):

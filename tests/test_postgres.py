@@ -8,8 +8,8 @@ import time
 import pytest
 from trac.env import Environment
 
-from harness import (Apache, basic_get, curl, hammer, open_up, public_dir,
-                     trac_admin)
+from harness import (Apache, auth_location, basic_get, curl, hammer,
+                     open_up, public_dir, trac_admin)
 from pg import Postgres, make_pg_env
 from tracwsgiauth.accounts import AuthStore, SchemaDrift
 
@@ -27,21 +27,6 @@ TRAC_POOL_SIZE = 10   # Trac's default TRAC_DB_POOL_SIZE, per process
 #: while up to this many threads return theirs, others may open new ones
 #: and the pool ends up holding a few more than its size
 POOL_OVERSHOOT = 8
-
-LOCATION = '''
-<Location /{name}>
-    AuthType {kind}
-    AuthName "trac"
-    Auth{kind}Provider wsgi
-    WSGIAuthUserScript "{script}" application-group=%{{GLOBAL}}
-    WSGIAuthGroupScript "{script}" application-group=%{{GLOBAL}}
-    <RequireAll>
-        Require valid-user
-        Require wsgi-group developers
-    </RequireAll>
-</Location>
-'''
-
 
 def deploy(env_path, target, *options):
     trac_admin(env_path, 'deploy', target, *options)
@@ -62,8 +47,8 @@ def auth_apache(scripts):
         f.write('ok\n')
     body = ONE_CHILD + 'AliasMatch "^/[ed][0-9]+/(.*)" "%s/$1"\n' % docs
     for i, script in enumerate(scripts):
-        body += LOCATION.format(name='e%d' % i, kind='Basic', script=script)
-        body += LOCATION.format(name='d%d' % i, kind='Digest', script=script)
+        body += auth_location('/e%d' % i, script, 'developers')
+        body += auth_location('/d%d' % i, script, 'developers', 'Digest')
     return Apache(body).start()
 
 
