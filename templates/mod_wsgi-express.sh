@@ -8,6 +8,7 @@
 exec ${sh(express)} start-server ${sh(script)} \
     --host "${'$'}{HOST:-127.0.0.1}" --port "${'$'}{PORT:-8000}" \
     --server-root ${sh(express_root)} \
+    --working-directory ${sh(target)} \
     --url-alias /chrome ${sh(htdocs)} \
     --auth-user-script ${sh(script)} \
     --auth-group-script ${sh(script)} \

@@ -5,6 +5,7 @@ import re
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 
 from harness import CURL, curl, free_port, public_dir, require
@@ -17,8 +18,10 @@ def test_demo_serves_trac_with_apache_auth():
     port = free_port()
     demo = os.path.join(public_dir(), 'demo')
     env = dict(os.environ, PORT=str(port), DEMO_DIR=demo)
+    # run from a folder the Apache user cannot enter, as a fresh clone is
     proc = subprocess.Popen(['bash', os.path.join(HERE, 'contrib', 'demo.sh')],
-                            env=env, stdout=subprocess.PIPE,
+                            env=env, cwd=tempfile.mkdtemp(),
+                            stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.time() + 240

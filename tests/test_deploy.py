@@ -7,6 +7,7 @@ import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -310,8 +311,10 @@ def test_generated_express_command_requires_the_group():
                '--locale', 'C.UTF-8', '--startup-timeout', '20']
     if os.geteuid() == 0:
         command += ['--user', 'nobody', '--group', 'nogroup']
+    # started from a folder the Apache user cannot enter (mode 0700)
+    private = tempfile.mkdtemp()
     proc = subprocess.Popen(command, env=dict(os.environ, PORT=str(port)),
-                            stdout=subprocess.DEVNULL,
+                            cwd=private, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL,
                             start_new_session=True)
     try:

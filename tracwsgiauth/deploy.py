@@ -182,6 +182,9 @@ def write_files(env, target, settings, reflect_user=False):
         'python_home': sys.prefix,
         'express': express if os.path.exists(express) else 'mod_wsgi-express',
         'express_root': os.path.join(target, 'express'),
+        # the daemon's working directory: one the Apache user can enter
+        # (the directory deploy ran in may be private)
+        'target': target,
     }
     unquotable = [p for p in (script, htdocs, data['lua_hook'])
                   if apache_quote(p) is None]
