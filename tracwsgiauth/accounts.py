@@ -364,10 +364,10 @@ class AuthStore(Component):
     def _locked(self, attrs):
         """AccountManager's AccountGuard.user_locked, read-only."""
         config = self.config
-        if not self._lockable(attrs):
-            return False
         max_count = config.getint('account-manager',
                                   'login_attempt_max_count', 0)
+        if max_count < 1 or 'failed_logins_count' not in attrs:
+            return False
         try:
             count = int(attrs['failed_logins_count'])
         except ValueError:
