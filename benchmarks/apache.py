@@ -26,8 +26,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
 
 from trac.env import Environment  # noqa: E402
 
-from harness import (Apache, auth_script, curl, make_env, open_up,  # noqa
-                     public_dir)
+from harness import (ONE_CHILD, Apache, auth_script, curl,  # noqa
+                     make_env, open_up, public_dir)
 from tracwsgiauth import hashes  # noqa: E402
 
 AB = shutil.which('ab')
@@ -52,15 +52,6 @@ BY_FILE = '''    AuthBasicProvider file
 BY_WSGI = '''    AuthBasicProvider wsgi
     WSGIAuthUserScript "{path}" application-group=%{{GLOBAL}}'''
 
-#: one Apache child, so its memory and its first request can be measured
-ONE_CHILD = '''
-StartServers 1
-ServerLimit 1
-ThreadsPerChild 25
-MaxRequestWorkers 25
-MinSpareThreads 1
-MaxSpareThreads 25
-'''
 
 
 def environment(parent, name, cache_size):

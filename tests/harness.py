@@ -120,6 +120,18 @@ WSGISocketPrefix "{root}/wsgi"
 """
 
 
+#: MPM settings for exactly one Apache child process, whose memory,
+#: first request and connection pool are then easy to observe
+ONE_CHILD = """
+StartServers 1
+ServerLimit 1
+ThreadsPerChild 25
+MaxRequestWorkers 25
+MinSpareThreads 1
+MaxSpareThreads 25
+"""
+
+
 class Apache(object):
     """Debian's Apache httpd with mod_wsgi from pip, configured by hand."""
 

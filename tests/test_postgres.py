@@ -8,20 +8,11 @@ import time
 import pytest
 from trac.env import Environment
 
-from harness import (Apache, auth_location, basic_get, curl, hammer,
-                     open_up, public_dir, trac_admin)
+from harness import (ONE_CHILD, Apache, auth_location, basic_get, curl,
+                     hammer, open_up, public_dir, trac_admin)
 from pg import Postgres, make_pg_env
 from tracwsgiauth.accounts import AuthStore, SchemaDrift
 
-#: one Apache child: what Trac's pool may hold is then easy to bound
-ONE_CHILD = '''
-StartServers 1
-ServerLimit 1
-ThreadsPerChild 25
-MaxRequestWorkers 25
-MinSpareThreads 1
-MaxSpareThreads 25
-'''
 TRAC_POOL_SIZE = 10   # Trac's default TRAC_DB_POOL_SIZE, per process
 #: Trac 1.6's pool rolls a returned connection back outside its lock, so
 #: while up to this many threads return theirs, others may open new ones
