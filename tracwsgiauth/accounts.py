@@ -9,7 +9,6 @@ Checking a credential never writes to the database.
 
 import collections
 import contextlib
-import hashlib
 import hmac
 import ipaddress
 import os
@@ -25,16 +24,21 @@ from trac.util import lazy
 
 from . import hashes
 from .names import canonical_name
+from .sqlite import SQLiteReader
 
 SECTION = 'wsgiauth'
 
-#: The session attributes one check reads, in one query.
+#: The session attributes one check reads, and a ``known`` row when the
+#: user has an authenticated session (AccountManager locks only those).
 _ATTRIBUTES = ('password', 'approval', 'email_verification_token',
                'failed_logins_count', 'failed_logins', 'lock_count')
-_ATTRIBUTE_QUERY = """
+_ACCOUNT_QUERY = """
     SELECT name, value FROM session_attribute
      WHERE sid=%%s AND authenticated=1 AND name IN (%s)
+    UNION ALL
+    SELECT 'known', '1' FROM session WHERE sid=%%s AND authenticated=1
     """ % ','.join("'%s'" % a for a in _ATTRIBUTES)
+_SQLITE_ACCOUNT_QUERY = _ACCOUNT_QUERY.replace('%s', '?')
 
 #: AccountManager writes ``failed_logins`` as a Python repr of a list of
 #: dicts; read only the ``time`` numbers out of it, never evaluate it.
@@ -81,8 +85,8 @@ class VerifiedCache(object):
 
     def _key(self, scope, name, stored, password):
         data = '\0'.join((scope, name, stored, password))
-        return hmac.new(self._secret, data.encode('utf-8', 'surrogatepass'),
-                        hashlib.sha256).digest()
+        return hmac.digest(self._secret,
+                           data.encode('utf-8', 'surrogatepass'), 'sha256')
 
     def hit(self, scope, name, stored, password, ttl):
         key = self._key(scope, name, stored, password)
@@ -317,20 +321,28 @@ class AuthStore(Component):
             self._check_schema(db)
             yield db
 
+    @lazy
+    def _sqlite(self):
+        """A reader of this environment's SQLite database, or None when
+        it is on another database."""
+        scheme, args = parse_connection_uri(
+            self.config.get('trac', 'database'))
+        path = args.get('path')
+        if scheme != 'sqlite' or path == ':memory:':
+            return None
+        timeout = int(args.get('params', {}).get('timeout', 10))
+        return SQLiteReader(os.path.join(self.env.path, path.lstrip('/'))
+                            if not os.path.isabs(path) else path, timeout)
+
     def _account(self, name):
         """A user's session attributes, plus ``known`` when the user has
-        an authenticated session, read in one transaction."""
-        with self._reading() as db:
-            attrs = dict(db(_ATTRIBUTE_QUERY, (name,)))
-            if self._lockable(attrs):
-                attrs['known'] = bool(db(
-                    "SELECT 1 FROM session WHERE authenticated=1 AND sid=%s",
-                    (name,)))
-        return attrs
-
-    def _lockable(self, attrs):
-        return 'failed_logins_count' in attrs and self.config.getint(
-            'account-manager', 'login_attempt_max_count', 0) > 0
+        an authenticated session, read in one query."""
+        if self._sqlite is not None:
+            rows = self._sqlite.rows(_SQLITE_ACCOUNT_QUERY, (name, name))
+        else:
+            with self._reading() as db:
+                rows = db(_ACCOUNT_QUERY, (name, name))
+        return dict(rows)
 
     def _verify(self, name, stored, password):
         size, ttl = self.cache_size, self.cache_ttl

@@ -1,0 +1,138 @@
+"""SQLiteReader on real SQLite files, next to Trac's own connections."""
+
+import os
+import sqlite3
+import threading
+
+import pytest
+from trac.env import Environment
+
+from harness import make_env, public_dir
+from tracwsgiauth.accounts import AuthStore
+from tracwsgiauth.sqlite import SQLiteReader
+from users import populate
+
+
+def make_db(path):
+    cnx = sqlite3.connect(path)
+    cnx.execute('CREATE TABLE t (k TEXT PRIMARY KEY, v TEXT)')
+    cnx.execute("INSERT INTO t VALUES ('a', '1')")
+    cnx.commit()
+    return cnx
+
+
+@pytest.mark.parametrize('name', ['plain.db', 'sp ace?x=1#f%20.db',
+                                  'jürgen.db'])
+def test_reads_files_with_any_name(name):
+    path = os.path.join(public_dir(), name)
+    make_db(path).close()
+    assert SQLiteReader(path).rows('SELECT v FROM t WHERE k=?',
+                                   ('a',)) == [('1',)]
+
+
+def test_missing_file_is_an_error_and_is_not_created():
+    path = os.path.join(public_dir(), 'missing.db')
+    with pytest.raises(sqlite3.OperationalError):
+        SQLiteReader(path).rows('SELECT 1')
+    assert not os.path.exists(path)
+
+
+@pytest.mark.parametrize('journal_mode', ['delete', 'wal'])
+def test_a_commit_by_another_connection_counts_on_the_next_read(
+        journal_mode):
+    path = os.path.join(public_dir(), 'w.db')
+    writer = make_db(path)
+    writer.execute('PRAGMA journal_mode=%s' % journal_mode)
+    reader = SQLiteReader(path)
+    assert reader.rows('SELECT v FROM t') == [('1',)]
+    writer.execute("UPDATE t SET v='2'")
+    writer.commit()
+    assert reader.rows('SELECT v FROM t') == [('2',)]
+
+
+def test_a_long_writer_times_out_and_the_connection_is_dropped():
+    path = os.path.join(public_dir(), 'l.db')
+    writer = make_db(path)
+    reader = SQLiteReader(path, timeout=0)
+    assert reader.rows('SELECT v FROM t') == [('1',)]
+    assert len(reader._idle) == 1
+    writer.execute('BEGIN EXCLUSIVE')
+    with pytest.raises(sqlite3.OperationalError, match='locked'):
+        reader.rows('SELECT v FROM t')
+    assert reader._idle == []
+    writer.rollback()
+    assert reader.rows('SELECT v FROM t') == [('1',)]
+
+
+def test_threads_share_a_few_connections():
+    path = os.path.join(public_dir(), 't.db')
+    make_db(path).close()
+    reader = SQLiteReader(path)
+    made = []
+    connect = sqlite3.connect
+
+    def counting(*args, **kwargs):
+        made.append(1)
+        return connect(*args, **kwargs)
+    answers = []
+
+    def work():
+        for _ in range(200):
+            answers.append(reader.rows('SELECT v FROM t WHERE k=?', ('a',)))
+    sqlite3.connect = counting
+    try:
+        threads = [threading.Thread(target=work) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sqlite3.connect = connect
+    assert answers == [[('1',)]] * 1600
+    assert 1 <= len(made) <= 8
+    assert len(reader._idle) == len(made)
+    reader.close()
+    assert reader._idle == []
+
+
+def test_account_reads_agree_with_tracs_own_connection():
+    """The fast SQLite path and Trac's DB API return the same account."""
+    path = make_env(public_dir(),
+                    extra_ini='\n[account-manager]\n'
+                              'login_attempt_max_count = 3\n')
+    env = Environment(path)
+    try:
+        populate(env)
+        store = AuthStore(env)
+        assert store._sqlite is not None
+        fast = {n: store._account(n) for n in ('alice', 'carol', 'eve',
+                                               'frank', 'nobody')}
+        store._sqlite = None     # Trac's own path, as on PostgreSQL
+        slow = {n: store._account(n) for n in fast}
+        assert fast == slow
+        assert fast['carol']['known'] == '1'
+        assert fast['nobody'] == {}
+    finally:
+        env.shutdown()
+
+
+def test_relative_and_absolute_database_paths():
+    parent = public_dir()
+    path = make_env(parent)
+    env = Environment(path)
+    try:
+        reader = AuthStore(env)._sqlite
+        assert reader._uri.startswith('file:' + path)
+        assert reader._uri.endswith('/db/trac.db?mode=rw')
+    finally:
+        env.shutdown()
+    elsewhere = os.path.join(parent, 'moved.db')
+    os.rename(os.path.join(path, 'db', 'trac.db'), elsewhere)
+    env = Environment(path)
+    try:
+        env.config.set('trac', 'database', 'sqlite:%s?timeout=3' % elsewhere)
+        reader = AuthStore(env)._sqlite
+        assert reader._uri == 'file:%s?mode=rw' % elsewhere
+        assert reader._timeout == 3
+    finally:
+        env.shutdown()
