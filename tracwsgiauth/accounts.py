@@ -171,10 +171,11 @@ class AuthStore(Component):
         doc="""Seconds a verified credential is remembered (see
         `cache_size`).""")
 
-    _dummies = {}
-    _dummies_lock = threading.Lock()
+    # -- checking a login (see `Rules`)
 
-    # -- names
+    def rules(self):
+        """The login rules of this environment, with trac.ini read now."""
+        return Rules(self)
 
     def canonical(self, name):
         """The Trac user name for a login name, or None to refuse it."""
@@ -182,45 +183,20 @@ class AuthStore(Component):
             name, self.strip_domains, self.strip_realms,
             self.config.getbool('trac', 'ignore_auth_case'))
 
-    # -- passwords
-
     def authenticate(self, name, password):
-        """Check a credential of a canonical user name.
-
-        Returns None when the user has no password here, False when the
-        password is wrong, and raises `Refused` when it is right but the
-        account is locked, awaiting approval or unverified.
-        """
-        attrs = self._account(name)
-        stored = attrs.get('password')
-        if stored is None:
-            # Do the hashing work anyway: an unknown user should cost as
-            # much as a wrong password.
-            hashes.verify(self._dummy(), name, password)
-            return None
-        if not self._verify(name, stored, password):
-            return False
-        self._check_state(attrs)
-        return True
+        """Check a credential of a canonical user name (see
+        `Rules.authenticate`)."""
+        return self.rules().authenticate(name, password)
 
     def realm_hash(self, name, realm):
         """The htdigest hash of a user for `realm`, or None."""
-        attrs = self._account(name)
-        stored = attrs.get('password')
-        if stored is None or hashes.digest_realm(stored) != realm:
-            return None
-        try:
-            self._check_state(attrs)
-        except Refused:
-            return None
-        return stored.rsplit(':', 1)[1]
+        return self.rules().realm_hash(name, realm)
 
     def refusal(self, name):
         """Why an account may not log in, or None when it may."""
-        try:
-            self._check_state(self._account(name))
-        except Refused as e:
-            return str(e)
+        return self.rules().refusal(name)
+
+    # -- passwords
 
     def set_password(self, name, password):
         """Store a password for a user, in `hash_scheme`."""
@@ -344,66 +320,133 @@ class AuthStore(Component):
                 rows = db(_ACCOUNT_QUERY, (name, name))
         return dict(rows)
 
+
+class Rules(object):
+    """How one environment checks a login, with the trac.ini options that
+    takes read once.
+
+    `AuthStore` makes a new one for each call; the mod_wsgi provider keeps
+    one for as long as trac.ini is unchanged, so a request reads no option.
+    The account itself is read from the database on every check.
+    """
+
+    _dummies = {}
+    _dummies_lock = threading.Lock()
+
+    def __init__(self, store):
+        config = store.config
+        self._store = store
+        self._scope = store.env.path
+        self._domains = frozenset(d.lower() for d in store.strip_domains)
+        self._realms = frozenset(r.lower() for r in store.strip_realms)
+        self._lowercase = config.getbool('trac', 'ignore_auth_case')
+        self._hash_scheme = store.hash_scheme
+        self._realm = store.realm
+        self._cache_size = store.cache_size
+        self._cache_ttl = store.cache_ttl
+        section = config['account-manager']
+        self._verify_email = section.getbool('verify_email', True)
+        self._max_attempts = section.getint('login_attempt_max_count', 0)
+        self._lock_time = section.getint('user_lock_time', 0)
+        self._lock_max_time = section.getint('user_lock_max_time', 86400)
+        try:
+            self._progression = max(float(section.get(
+                'user_lock_time_progression', '1')), 1)
+        except ValueError:
+            self._progression = 1
+
+    def canonical(self, name):
+        """The Trac user name for a login name, or None to refuse it."""
+        return canonical_name(name, self._domains, self._realms,
+                              self._lowercase)
+
+    def authenticate(self, name, password):
+        """Check a credential of a canonical user name.
+
+        Returns None when the user has no password here, False when the
+        password is wrong, and raises `Refused` when it is right but the
+        account is locked, awaiting approval or unverified.
+        """
+        attrs = self._store._account(name)
+        stored = attrs.get('password')
+        if stored is None:
+            # Do the hashing work anyway: an unknown user should cost as
+            # much as a wrong password.
+            hashes.verify(self._dummy(), name, password)
+            return None
+        if not self._verify(name, stored, password):
+            return False
+        self._check_state(attrs)
+        return True
+
+    def realm_hash(self, name, realm):
+        """The htdigest hash of a user for `realm`, or None."""
+        attrs = self._store._account(name)
+        stored = attrs.get('password')
+        if stored is None or hashes.digest_realm(stored) != realm:
+            return None
+        try:
+            self._check_state(attrs)
+        except Refused:
+            return None
+        return stored.rsplit(':', 1)[1]
+
+    def refusal(self, name):
+        """Why an account may not log in, or None when it may."""
+        try:
+            self._check_state(self._store._account(name))
+        except Refused as e:
+            return str(e)
+
     def _verify(self, name, stored, password):
-        size, ttl = self.cache_size, self.cache_ttl
+        size, ttl = self._cache_size, self._cache_ttl
         if size < 1 or ttl < 1:
             return hashes.verify(stored, name, password)
-        scope = self.env.path
-        if verified.hit(scope, name, stored, password, ttl):
+        if verified.hit(self._scope, name, stored, password, ttl):
             return True
         if not hashes.verify(stored, name, password):
             return False
-        verified.add(scope, name, stored, password, size)
+        verified.add(self._scope, name, stored, password, size)
         return True
 
     def _dummy(self):
-        kind = self.hash_scheme
+        kind = self._hash_scheme
         with self._dummies_lock:
             if kind not in self._dummies:
                 self._dummies[kind] = hashes.make(kind, '', 'not a password',
-                                                  self.realm)
+                                                  self._realm)
             return self._dummies[kind]
 
     def _check_state(self, attrs):
         if attrs.get('approval'):
             raise Refused('account approval %s' % attrs['approval'][:40])
         if attrs.get('email_verification_token') is not None and \
-                self.config.getbool('account-manager', 'verify_email', True):
+                self._verify_email:
             raise Refused('e-mail address not verified')
         if self._locked(attrs):
             raise Refused('account locked after failed logins')
 
     def _locked(self, attrs):
         """AccountManager's AccountGuard.user_locked, read-only."""
-        config = self.config
-        max_count = config.getint('account-manager',
-                                  'login_attempt_max_count', 0)
-        if max_count < 1 or 'failed_logins_count' not in attrs:
+        if self._max_attempts < 1 or 'failed_logins_count' not in attrs:
             return False
         try:
             count = int(attrs['failed_logins_count'])
         except ValueError:
             return True  # unreadable: fail closed
-        if count < max_count:
+        if count < self._max_attempts:
             return False
         if not attrs.get('known'):
             return False  # AccountManager only locks known users
-        lock_time = config.getint('account-manager', 'user_lock_time', 0)
-        if lock_time == 0:
+        if self._lock_time == 0:
             return True  # locked until an administrator unlocks it
         attempts = _ATTEMPT_TIME.findall(attrs.get('failed_logins') or '')
         if not attempts:
             return True
         try:
-            progression = float(config.get('account-manager',
-                                           'user_lock_time_progression', '1'))
-        except ValueError:
-            progression = 1
-        try:
             lock_count = int(attrs.get('lock_count') or 0)
         except ValueError:
             lock_count = 0
-        lock_time *= max(progression, 1) ** (lock_count - 1)
-        lock_time = min(lock_time, config.getint(
-            'account-manager', 'user_lock_max_time', 86400))
+        lock_time = self._lock_time * self._progression ** (lock_count - 1)
+        lock_time = min(lock_time, self._lock_max_time)
         return int(attempts[-1]) + lock_time > time.time()

@@ -7,14 +7,17 @@ In the script named by ``WSGIAuthUserScript``/``WSGIAuthGroupScript``::
         for_environment('/srv/trac/proj')
 
 mod_wsgi hands user names and passwords over Latin-1-decoded; they are
-read back as UTF-8 where they are UTF-8.  Every call opens the
-environment the way Trac's own request dispatcher does, so changes to
-trac.ini, passwords, locks and permissions made by other processes count
-on the very next request.  When the environment cannot be read, the
+read back as UTF-8 where they are UTF-8.  Changes to trac.ini (and the
+files it inherits), passwords, locks and permissions made by other
+processes count on the very next request: a login looks at the files'
+modification times (one stat each) and reopens the environment through
+Trac only when one changed; group checks open it the way Trac's own
+request dispatcher does, every time.  When the environment cannot be read, the
 provider fails closed -- the login is refused (401) -- and writes one
 line to Apache's error log, never the password.
 """
 
+import os
 from collections import namedtuple
 
 from trac.env import open_environment
@@ -46,10 +49,35 @@ def _describe(error):
     return '%s: %s' % (type(error).__name__, _one_line(error))
 
 
+def _config_files(config):
+    """trac.ini and the files it inherits, nearest first."""
+    files = [config.filename]
+    for parent in config.parents:
+        files.extend(_config_files(parent))
+    return files
+
+
+def _stamp(files):
+    """The files' modification times; None for one that is missing (Trac
+    then keeps what it read)."""
+    stamp = []
+    for name in files:
+        try:
+            stamp.append(os.stat(name).st_mtime_ns)
+        except OSError:
+            stamp.append(None)
+    return stamp
+
+
+#: What a login needs of one loaded environment.
+_Loaded = namedtuple('_Loaded', 'files stamp store rules')
+
+
 class _Provider(object):
 
     def __init__(self, env_path):
         self.env_path = env_path
+        self._loaded = None
 
     def _store(self):
         env = open_environment(self.env_path, use_cache=True)
@@ -58,6 +86,24 @@ class _Provider(object):
             raise NotEnabled('tracwsgiauth is not enabled in [components] '
                               'of trac.ini')
         return store
+
+    def _current(self):
+        """The store and login rules of the environment as its trac.ini
+        files are now. The files are stamped before Trac reads them, so a
+        change made while it reads is seen on the next call."""
+        loaded = self._loaded
+        if loaded is not None and _stamp(loaded.files) == loaded.stamp:
+            return loaded
+        files = _config_files(self._store().config)
+        while True:
+            stamp = _stamp(files)
+            store = self._store()
+            now = _config_files(store.config)
+            if now == files:
+                break
+            files = now     # [inherit] changed under us: stamp again
+        self._loaded = loaded = _Loaded(files, stamp, store, store.rules())
+        return loaded
 
     def _fail(self, environ, what, error):
         message = 'tracwsgiauth: %s refused for environment %s: %s' % (
@@ -74,14 +120,15 @@ class _Provider(object):
         """None: no such user; False: refused; True or the canonical
         user name (which then becomes REMOTE_USER): accepted."""
         try:
-            store = self._store()
-            name = store.canonical(from_wire(user))
+            loaded = self._current()
+            name = loaded.rules.canonical(from_wire(user))
             if name is None:
                 return None
             try:
-                found = store.authenticate(name, from_wire(password))
+                found = loaded.rules.authenticate(name, from_wire(password))
             except Refused as e:
-                store.log.info('tracwsgiauth: refused %r: %s', name, e)
+                loaded.store.log.info('tracwsgiauth: refused %r: %s', name,
+                                      e)
                 return False
         except Exception as e:
             self._fail(environ, 'login', e)
@@ -94,11 +141,11 @@ class _Provider(object):
     def get_realm_hash(self, environ, user, realm):
         """The htdigest hash of `user` for `realm`, or None."""
         try:
-            store = self._store()
-            name = store.canonical(from_wire(user))
+            rules = self._current().rules
+            name = rules.canonical(from_wire(user))
             if name is None:
                 return None
-            return store.realm_hash(name, from_wire(realm))
+            return rules.realm_hash(name, from_wire(realm))
         except Exception as e:
             self._fail(environ, 'login', e)
             return None

@@ -19,6 +19,7 @@ class SQLiteReader(object):
 
     def __init__(self, path, timeout=10.0):
         # mode=rw: a missing file is an error, never an empty new database
+        self.path = path
         self._uri = 'file:%s?mode=rw' % quote(path)
         self._timeout = timeout
         self._idle = []    # list.append/pop are atomic: no lock needed
@@ -28,9 +29,7 @@ class SQLiteReader(object):
         try:
             cnx = self._idle.pop()
         except IndexError:
-            cnx = sqlite3.connect(self._uri, uri=True, timeout=self._timeout,
-                                  isolation_level=None,
-                                  check_same_thread=False)
+            cnx = self._connect()
         try:
             rows = cnx.execute(sql, args).fetchall()
         except BaseException:
@@ -38,6 +37,15 @@ class SQLiteReader(object):
             raise
         self._idle.append(cnx)
         return rows
+
+    def _connect(self):
+        try:
+            return sqlite3.connect(self._uri, uri=True, timeout=self._timeout,
+                                   isolation_level=None,
+                                   check_same_thread=False)
+        except sqlite3.Error as e:
+            raise sqlite3.OperationalError('%s: %s' % (e, self.path)) \
+                from None
 
     def close(self):
         while self._idle:

@@ -1,0 +1,101 @@
+"""The mod_wsgi entry points in-process, on real Trac environments: when
+they read trac.ini and the files it inherits again."""
+
+import io
+import os
+
+import pytest
+from trac.env import Environment
+
+import tracwsgiauth.modwsgi
+from harness import make_env, public_dir
+from tracwsgiauth.modwsgi import for_environment
+from users import populate
+
+
+def bump(path, seconds):
+    """Give a file a modification time that surely differs."""
+    stamp = os.stat(path).st_mtime + seconds
+    os.utime(path, (stamp, stamp))
+
+
+def edit(path, section, option, value, seconds=2):
+    """Change an option in the environment's trac.ini, as another
+    process would."""
+    env = Environment(path)
+    try:
+        env.config.set(section, option, value)
+        env.config.save()
+    finally:
+        env.shutdown()
+    bump(os.path.join(path, 'conf', 'trac.ini'), seconds)
+
+
+@pytest.fixture
+def site():
+    parent = public_dir()
+    shared = os.path.join(parent, 'shared.ini')
+    path = make_env(parent)
+    env = Environment(path)
+    populate(env)
+    env.shutdown()
+    edit(path, 'inherit', 'file', shared)
+    return path, shared
+
+
+def login(entry, user='alice', password='secret'):
+    errors = io.StringIO()
+    answer = entry.check_password({'wsgi.errors': errors}, user, password)
+    return answer, errors.getvalue()
+
+
+def test_an_inherited_file_created_and_changed_counts_at_once(site):
+    path, shared = site
+    entry = for_environment(path)
+    assert login(entry, 'alice@EXAMPLE.COM') == (None, '')
+    with open(shared, 'w') as f:      # did not exist when first read
+        f.write('[wsgiauth]\nstrip_realms = EXAMPLE.COM\n')
+    assert login(entry, 'alice@EXAMPLE.COM') == ('alice', '')
+    assert login(entry, 'ALICE@EXAMPLE.COM') == (None, '')
+    with open(shared, 'a') as f:
+        f.write('[trac]\nignore_auth_case = true\n')
+    bump(shared, 2)
+    assert login(entry, 'ALICE@EXAMPLE.COM') == ('alice', '')
+    os.unlink(shared)                 # gone: Trac keeps what it read
+    assert login(entry, 'ALICE@EXAMPLE.COM') == ('alice', '')
+
+
+def test_trac_ini_is_only_reread_when_it_changed(site, monkeypatch):
+    path, _ = site
+    opened = []
+    real = tracwsgiauth.modwsgi.open_environment
+
+    def counting(*args, **kwargs):
+        opened.append(1)
+        return real(*args, **kwargs)
+    monkeypatch.setattr(tracwsgiauth.modwsgi, 'open_environment', counting)
+    entry = for_environment(path)
+    assert [login(entry)[0] for _ in range(20)] == [True] * 20
+    first = len(opened)
+    assert 1 <= first <= 2
+    edit(path, 'wsgiauth', 'strip_realms', 'EXAMPLE.ORG')
+    assert login(entry, 'alice@example.org') == ('alice', '')
+    assert login(entry, 'alice@example.org') == ('alice', '')
+    assert 1 <= len(opened) - first <= 2
+    # group checks open the environment the way Trac does, every time
+    before = len(opened)
+    entry.groups_for_user({'wsgi.errors': io.StringIO()}, 'alice')
+    assert len(opened) == before + 1
+
+
+def test_an_invalid_option_fails_closed_then_heals(site):
+    path, _ = site
+    entry = for_environment(path)
+    assert login(entry) == (True, '')
+    edit(path, 'account-manager', 'user_lock_time', 'soon')
+    answer, log = login(entry)
+    assert answer is False
+    assert 'user_lock_time' in log and 'secret' not in log
+    assert login(entry, password='wrong')[0] is False
+    edit(path, 'account-manager', 'user_lock_time', '60', seconds=4)
+    assert login(entry) == (True, '')
