@@ -1,3 +1,6 @@
+import sys
+import unicodedata
+
 import pytest
 from hypothesis import given, strategies as st
 
@@ -74,3 +77,15 @@ def test_rule_is_idempotent(name, kw):
     once = canonical_name(name, **kw)
     if once is not None:
         assert canonical_name(once, **kw) == once
+
+
+def test_every_control_format_and_line_separator_is_refused():
+    refused = [chr(cp) for cp in range(sys.maxunicode + 1)
+               if unicodedata.category(chr(cp)) in ('Cc', 'Cf', 'Zl', 'Zp')]
+    assert len(refused) > 200
+    assert [c for c in refused if canonical_name('al%sice' % c)] == []
+
+
+def test_other_unprintable_characters_stay_part_of_a_name():
+    for name in ('al\u00a0ice', 'al\u3000ice', 'al\ue000ice'):
+        assert canonical_name(name) == name

@@ -75,9 +75,13 @@ def canonical_name(name, domains=(), realms=(), lowercase=False):
     so that the rule applied to its own result changes nothing.
     """
     if not isinstance(name, str) or not name \
-            or len(name) > MAX_NAME_LENGTH or name != name.strip() \
-            or any(unicodedata.category(c) in ('Cc', 'Cf', 'Zl', 'Zp')
-                   for c in name):
+            or len(name) > MAX_NAME_LENGTH or name != name.strip():
+        return None
+    # isprintable() is false for every character refused here (and for
+    # more, like U+00A0), so only those names are looked at closely
+    if not name.isprintable() and any(
+            unicodedata.category(c) in ('Cc', 'Cf', 'Zl', 'Zp')
+            for c in name):
         return None
     domains = {d.lower() for d in domains}
     realms = {r.lower() for r in realms}
