@@ -92,10 +92,11 @@ def test_an_invalid_option_fails_closed_then_heals(site):
     path, _ = site
     entry = for_environment(path)
     assert login(entry) == (True, '')
-    edit(path, 'account-manager', 'user_lock_time', 'soon')
+    edit(path, 'account-manager', 'login_attempt_max_count', 'many')
     answer, log = login(entry)
     assert answer is False
-    assert 'user_lock_time' in log and 'secret' not in log
+    assert 'login_attempt_max_count' in log and 'secret' not in log
     assert login(entry, password='wrong')[0] is False
-    edit(path, 'account-manager', 'user_lock_time', '60', seconds=4)
+    edit(path, 'account-manager', 'login_attempt_max_count', '3',
+         seconds=4)
     assert login(entry) == (True, '')

@@ -322,8 +322,8 @@ class AuthStore(Component):
 
 
 class Rules(object):
-    """How one environment checks a login, with the trac.ini options that
-    takes read once.
+    """How one environment checks a login, with the trac.ini options every
+    check needs read once.
 
     `AuthStore` makes a new one for each call; the mod_wsgi provider keeps
     one for as long as trac.ini is unchanged, so a request reads no option.
@@ -340,20 +340,12 @@ class Rules(object):
         self._domains = frozenset(d.lower() for d in store.strip_domains)
         self._realms = frozenset(r.lower() for r in store.strip_realms)
         self._lowercase = config.getbool('trac', 'ignore_auth_case')
-        self._hash_scheme = store.hash_scheme
-        self._realm = store.realm
         self._cache_size = store.cache_size
         self._cache_ttl = store.cache_ttl
-        section = config['account-manager']
-        self._verify_email = section.getbool('verify_email', True)
-        self._max_attempts = section.getint('login_attempt_max_count', 0)
-        self._lock_time = section.getint('user_lock_time', 0)
-        self._lock_max_time = section.getint('user_lock_max_time', 86400)
-        try:
-            self._progression = max(float(section.get(
-                'user_lock_time_progression', '1')), 1)
-        except ValueError:
-            self._progression = 1
+        self._verify_email = config.getbool('account-manager',
+                                            'verify_email', True)
+        self._max_attempts = config.getint('account-manager',
+                                           'login_attempt_max_count', 0)
 
     def canonical(self, name):
         """The Trac user name for a login name, or None to refuse it."""
@@ -410,11 +402,11 @@ class Rules(object):
         return True
 
     def _dummy(self):
-        kind = self._hash_scheme
+        kind = self._store.hash_scheme
         with self._dummies_lock:
             if kind not in self._dummies:
                 self._dummies[kind] = hashes.make(kind, '', 'not a password',
-                                                  self._realm)
+                                                  self._store.realm)
             return self._dummies[kind]
 
     def _check_state(self, attrs):
@@ -438,15 +430,24 @@ class Rules(object):
             return False
         if not attrs.get('known'):
             return False  # AccountManager only locks known users
-        if self._lock_time == 0:
+        # the rest is read only for accounts at the limit, as before
+        config = self._store.config
+        lock_time = config.getint('account-manager', 'user_lock_time', 0)
+        if lock_time == 0:
             return True  # locked until an administrator unlocks it
         attempts = _ATTEMPT_TIME.findall(attrs.get('failed_logins') or '')
         if not attempts:
             return True
         try:
+            progression = float(config.get('account-manager',
+                                           'user_lock_time_progression', '1'))
+        except ValueError:
+            progression = 1
+        try:
             lock_count = int(attrs.get('lock_count') or 0)
         except ValueError:
             lock_count = 0
-        lock_time = self._lock_time * self._progression ** (lock_count - 1)
-        lock_time = min(lock_time, self._lock_max_time)
+        lock_time *= max(progression, 1) ** (lock_count - 1)
+        lock_time = min(lock_time, config.getint(
+            'account-manager', 'user_lock_max_time', 86400))
         return int(attempts[-1]) + lock_time > time.time()
