@@ -15,7 +15,16 @@ from urllib.parse import quote
 
 
 class SQLiteReader(object):
-    """Runs SELECTs (``?`` placeholders) on the database at `path`."""
+    """Runs SELECTs (``?`` placeholders) on the database at `path`.
+
+    At most `keep` connections wait for reuse: each holds a file
+    descriptor and its own copy of the schema (about 200 KB), and one
+    Apache process may serve many environments with dozens of threads.
+    A connection a burst of concurrent checks needed beyond that is
+    closed when it is done.
+    """
+
+    keep = 5
 
     def __init__(self, path, timeout=10.0):
         # mode=rw: a missing file is an error, never an empty new database
@@ -35,7 +44,10 @@ class SQLiteReader(object):
         except BaseException:
             cnx.close()    # a connection that failed is never reused
             raise
-        self._idle.append(cnx)
+        if len(self._idle) < self.keep:
+            self._idle.append(cnx)
+        else:
+            cnx.close()
         return rows
 
     def _connect(self):
