@@ -78,6 +78,26 @@ def make_env(parent, name='proj', extra_ini='', database=None):
     return path
 
 
+def edit_ini(env_path, section, option, value):
+    """Change an option in an environment's trac.ini as another process
+    would, giving the file a modification time that surely differs from
+    any it had (changes are noticed by modification time)."""
+    from trac.env import Environment
+    env = Environment(env_path)
+    try:
+        env.config.set(section, option, value)
+        env.config.save()
+    finally:
+        env.shutdown()
+    bump(os.path.join(env_path, 'conf', 'trac.ini'))
+
+
+def bump(path):
+    """Move a file's modification time surely forward."""
+    stamp = max(time.time(), os.stat(path).st_mtime) + 2
+    os.utime(path, (stamp, stamp))
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))

@@ -14,8 +14,8 @@ import pytest
 from trac.env import Environment
 from trac.perm import PermissionSystem
 
-from harness import (Apache, auth_location, auth_script, basic_get, make_env,
-                     open_up, public_dir)
+from harness import (Apache, auth_location, auth_script, basic_get, edit_ini,
+                     make_env, open_up, public_dir)
 from tracwsgiauth.accounts import AuthStore
 
 NAMES = ['unreadable_db', 'unreadable_ini', 'upgrade', 'ini_change',
@@ -93,29 +93,16 @@ def test_environment_needing_upgrade_refuses_then_heals(site):
     assert login(site, 'upgrade') == 200
 
 
-def _edit_ini(path, section, option, value):
-    env = Environment(path)
-    try:
-        env.config.set(section, option, value)
-        env.config.save()
-    finally:
-        env.shutdown()
-    # trac.ini changes are noticed by modification time; make it differ
-    ini = os.path.join(path, 'conf', 'trac.ini')
-    stamp = time.time() + 2
-    os.utime(ini, (stamp, stamp))
-
-
 def test_trac_ini_changes_count_on_the_next_request(site):
     path = site.paths['ini_change']
     assert login(site, 'ini_change', user='CORP\\alice') == 401
-    _edit_ini(path, 'wsgiauth', 'strip_domains', 'CORP')
+    edit_ini(path, 'wsgiauth', 'strip_domains', 'CORP')
     assert login(site, 'ini_change', user='CORP\\alice') == 200
-    _edit_ini(path, 'components', 'tracwsgiauth.*', 'disabled')
+    edit_ini(path, 'components', 'tracwsgiauth.*', 'disabled')
     assert login(site, 'ini_change') == 401
     assert 'NotEnabled: tracwsgiauth is not enabled' in \
         refusal_lines(site, 'ini_change')[-1]
-    _edit_ini(path, 'components', 'tracwsgiauth.*', 'enabled')
+    edit_ini(path, 'components', 'tracwsgiauth.*', 'enabled')
     assert login(site, 'ini_change') == 200
 
 
@@ -181,7 +168,7 @@ def test_changes_by_another_process_count_at_once(site, name):
     change(lambda env: env.db_transaction(
         "INSERT INTO session_attribute VALUES "
         "('alice', 1, 'failed_logins_count', '9')"))
-    _edit_ini(path, 'account-manager', 'login_attempt_max_count', '3')
+    edit_ini(path, 'account-manager', 'login_attempt_max_count', '3')
     assert login(site, name, 'new-pw') == 401          # locked
     change(lambda env: AuthStore(env).delete_password('alice'))
     assert login(site, name, 'new-pw') == 401
