@@ -142,11 +142,33 @@ def test_no_more_than_keep_connections_wait():
     path = os.path.join(public_dir(), 'k.db')
     make_db(path).close()
     reader = SQLiteReader(path)
-    held = [reader._connect() for _ in range(reader.keep + 3)]
-    reader._idle.extend(held[:reader.keep])
+    file = reader._identity()
+    held = [reader._connect() for _ in range(reader.keep + 1)]
+    reader._idle.extend((cnx, file) for cnx in held[:reader.keep])
     extra = held[reader.keep]
-    reader._idle.append(extra)       # a burst left one more behind
+    reader._idle.append((extra, file))   # a burst left one more behind
     assert reader.rows('SELECT v FROM t') == [('1',)]
     assert len(reader._idle) == reader.keep
     with pytest.raises(sqlite3.ProgrammingError):   # closed, not kept
         extra.execute('SELECT 1')
+
+
+def test_a_replaced_file_is_read_at_once_and_a_removed_one_refuses():
+    parent = public_dir()
+    path = os.path.join(parent, 'r.db')
+    make_db(path).close()
+    reader = SQLiteReader(path)
+    assert reader.rows('SELECT v FROM t') == [('1',)]
+    kept = reader._idle[0][0]
+    restored = make_db(os.path.join(parent, 'backup.db'))
+    restored.execute("UPDATE t SET v='restored'")
+    restored.commit()
+    restored.close()
+    os.rename(os.path.join(parent, 'backup.db'), path)   # restore a backup
+    assert reader.rows('SELECT v FROM t') == [('restored',)]
+    with pytest.raises(sqlite3.ProgrammingError):        # closed, not kept
+        kept.execute('SELECT 1')
+    os.unlink(path)
+    with pytest.raises(sqlite3.OperationalError, match='r.db'):
+        reader.rows('SELECT v FROM t')
+    assert not os.path.exists(path)

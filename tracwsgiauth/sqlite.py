@@ -10,12 +10,17 @@ its own read transaction, as with Trac's connections; writers are never
 blocked beyond one statement.
 """
 
+import os
 import sqlite3
 from urllib.parse import quote
 
 
 class SQLiteReader(object):
     """Runs SELECTs (``?`` placeholders) on the database at `path`.
+
+    Before each query the file at `path` is looked at (one stat): a kept
+    connection to a file that has since been replaced (a restored backup)
+    or removed would go on reading the old one, so it is closed instead.
 
     At most `keep` connections wait for reuse: each holds a file
     descriptor and its own copy of the schema (about 200 KB), and one
@@ -31,24 +36,40 @@ class SQLiteReader(object):
         self.path = path
         self._uri = 'file:%s?mode=rw' % quote(path)
         self._timeout = timeout
-        self._idle = []    # list.append/pop are atomic: no lock needed
+        self._idle = []    # (connection, file identity); list.append and
+                           # list.pop are atomic: no lock needed
 
     def rows(self, sql, args=()):
         """All rows of one query, read in one transaction."""
-        try:
-            cnx = self._idle.pop()
-        except IndexError:
-            cnx = self._connect()
+        file = self._identity()
+        while True:
+            try:
+                cnx, of = self._idle.pop()
+            except IndexError:
+                cnx, of = self._connect(), file
+                break
+            if of == file:
+                break
+            cnx.close()    # reads a file no longer at `path`
         try:
             rows = cnx.execute(sql, args).fetchall()
         except BaseException:
             cnx.close()    # a connection that failed is never reused
             raise
         if len(self._idle) < self.keep:
-            self._idle.append(cnx)
+            self._idle.append((cnx, of))
         else:
             cnx.close()
         return rows
+
+    def _identity(self):
+        try:
+            found = os.stat(self.path)
+        except OSError as e:
+            raise sqlite3.OperationalError('cannot read the database: %s: %s'
+                                           % (e.strerror, self.path)) \
+                from None
+        return found.st_dev, found.st_ino
 
     def _connect(self):
         try:
@@ -61,4 +82,4 @@ class SQLiteReader(object):
 
     def close(self):
         while self._idle:
-            self._idle.pop().close()
+            self._idle.pop()[0].close()
