@@ -79,14 +79,16 @@ class VerifiedCache(object):
     """
 
     def __init__(self):
-        self._secret = os.urandom(32)
+        # keyed once; each key is a copy of this HMAC-SHA256 state
+        self._keyed = hmac.new(os.urandom(32), digestmod='sha256')
         self._entries = collections.OrderedDict()
         self._lock = threading.Lock()
 
     def _key(self, scope, name, stored, password):
         data = '\0'.join((scope, name, stored, password))
-        return hmac.digest(self._secret,
-                           data.encode('utf-8', 'surrogatepass'), 'sha256')
+        mac = self._keyed.copy()
+        mac.update(data.encode('utf-8', 'surrogatepass'))
+        return mac.digest()
 
     def hit(self, scope, name, stored, password, ttl):
         key = self._key(scope, name, stored, password)
