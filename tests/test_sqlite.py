@@ -9,7 +9,7 @@ from trac.env import Environment
 
 from harness import make_env, public_dir
 from tracwsgiauth.accounts import AuthStore
-from tracwsgiauth.sqlite import SQLiteReader
+from tracwsgiauth.sqlite import SQLiteReader, _Kept
 from users import populate
 
 
@@ -27,7 +27,7 @@ def test_reads_files_with_any_name(name):
     path = os.path.join(public_dir(), name)
     make_db(path).close()
     assert SQLiteReader(path).rows('SELECT v FROM t WHERE k=?',
-                                   ('a',)) == [('1',)]
+                                   ('a',)) == (('1',),)
 
 
 def test_missing_file_is_an_error_and_is_not_created():
@@ -44,24 +44,24 @@ def test_a_commit_by_another_connection_counts_on_the_next_read(
     writer = make_db(path)
     writer.execute('PRAGMA journal_mode=%s' % journal_mode)
     reader = SQLiteReader(path)
-    assert reader.rows('SELECT v FROM t') == [('1',)]
+    assert reader.rows('SELECT v FROM t') == (('1',),)
     writer.execute("UPDATE t SET v='2'")
     writer.commit()
-    assert reader.rows('SELECT v FROM t') == [('2',)]
+    assert reader.rows('SELECT v FROM t') == (('2',),)
 
 
 def test_a_long_writer_times_out_and_the_connection_is_dropped():
     path = os.path.join(public_dir(), 'l.db')
     writer = make_db(path)
     reader = SQLiteReader(path, timeout=0)
-    assert reader.rows('SELECT v FROM t') == [('1',)]
+    assert reader.rows('SELECT v FROM t') == (('1',),)
     assert len(reader._idle) == 1
     writer.execute('BEGIN EXCLUSIVE')
     with pytest.raises(sqlite3.OperationalError, match='locked'):
         reader.rows('SELECT v FROM t')
     assert reader._idle == []
     writer.rollback()
-    assert reader.rows('SELECT v FROM t') == [('1',)]
+    assert reader.rows('SELECT v FROM t') == (('1',),)
 
 
 def test_threads_share_a_few_connections():
@@ -88,7 +88,7 @@ def test_threads_share_a_few_connections():
             t.join()
     finally:
         sqlite3.connect = connect
-    assert answers == [[('1',)]] * 1600
+    assert answers == [(('1',),)] * 1600
     assert len(made) >= 1
     assert len(reader._idle) == min(len(made), reader.keep)
     reader.close()
@@ -144,10 +144,10 @@ def test_no_more_than_keep_connections_wait():
     reader = SQLiteReader(path)
     file = reader._identity()
     held = [reader._connect() for _ in range(reader.keep + 1)]
-    reader._idle.extend((cnx, file) for cnx in held[:reader.keep])
+    reader._idle.extend(_Kept(cnx, file) for cnx in held[:reader.keep])
     extra = held[reader.keep]
-    reader._idle.append((extra, file))   # a burst left one more behind
-    assert reader.rows('SELECT v FROM t') == [('1',)]
+    reader._idle.append(_Kept(extra, file))   # a burst left one more behind
+    assert reader.rows('SELECT v FROM t') == (('1',),)
     assert len(reader._idle) == reader.keep
     with pytest.raises(sqlite3.ProgrammingError):   # closed, not kept
         extra.execute('SELECT 1')
@@ -158,17 +158,97 @@ def test_a_replaced_file_is_read_at_once_and_a_removed_one_refuses():
     path = os.path.join(parent, 'r.db')
     make_db(path).close()
     reader = SQLiteReader(path)
-    assert reader.rows('SELECT v FROM t') == [('1',)]
-    kept = reader._idle[0][0]
+    assert reader.rows('SELECT v FROM t') == (('1',),)
+    kept = reader._idle[0].cnx
     restored = make_db(os.path.join(parent, 'backup.db'))
     restored.execute("UPDATE t SET v='restored'")
     restored.commit()
     restored.close()
     os.rename(os.path.join(parent, 'backup.db'), path)   # restore a backup
-    assert reader.rows('SELECT v FROM t') == [('restored',)]
+    assert reader.rows('SELECT v FROM t') == (('restored',),)
     with pytest.raises(sqlite3.ProgrammingError):        # closed, not kept
         kept.execute('SELECT 1')
     os.unlink(path)
     with pytest.raises(sqlite3.OperationalError, match='r.db'):
         reader.rows('SELECT v FROM t')
     assert not os.path.exists(path)
+
+
+def counting_reader(path):
+    """A reader whose connections record the SELECTs on table t they
+    run."""
+    reader = SQLiteReader(path)
+    ran = []
+    connect = reader._connect
+
+    def traced():
+        cnx = connect()
+        cnx.set_trace_callback(
+            lambda sql: ran.append(sql) if 'FROM t' in sql else None)
+        return cnx
+    reader._connect = traced
+    return reader, ran
+
+
+@pytest.mark.parametrize('journal_mode', ['delete', 'wal'])
+def test_rows_are_read_again_after_any_commit_and_only_then(journal_mode):
+    path = os.path.join(public_dir(), 'm.db')
+    writer = make_db(path)
+    writer.execute('PRAGMA journal_mode=%s' % journal_mode)
+    writer.execute('CREATE TABLE other (x)')
+    writer.commit()
+    reader, ran = counting_reader(path)
+    query = 'SELECT v FROM t WHERE k=?'
+    for _ in range(3):
+        assert reader.rows(query, ('a',)) == (('1',),)
+    assert len(ran) == 1                   # unchanged: remembered
+    assert reader.rows(query, ('b',)) == ()
+    assert reader.rows(query, ('b',)) == ()
+    assert len(ran) == 2                   # "no rows" is remembered too
+    writer.execute("UPDATE t SET v='2'")   # the row itself
+    writer.commit()
+    assert reader.rows(query, ('a',)) == (('2',),)
+    assert len(ran) == 3
+    writer.execute('INSERT INTO other VALUES (1)')   # any other table
+    writer.commit()
+    assert reader.rows(query, ('a',)) == (('2',),)
+    assert len(ran) == 4
+    writer.execute("UPDATE t SET v='3'")
+    writer.rollback()                      # nothing committed
+    assert reader.rows(query, ('a',)) == (('2',),)
+    assert len(ran) == 4
+    writer.execute("DELETE FROM t")        # a removed row
+    writer.commit()
+    assert reader.rows(query, ('a',)) == ()
+
+
+def test_a_commit_by_trac_itself_is_seen_at_once():
+    """Trac's own connection pool (here, in the same process) writes; the
+    reader's next query reads the new password."""
+    path = make_env(public_dir())
+    env = Environment(path)
+    try:
+        populate(env)
+        store = AuthStore(env)
+        before = store._account('alice')['password']
+        assert store._account('alice')['password'] == before
+        store.set_password('alice', 'a new one')
+        assert store._account('alice')['password'] != before
+        with env.db_transaction as db:
+            db("DELETE FROM session_attribute WHERE sid='alice'")
+        assert 'password' not in store._account('alice')
+    finally:
+        env.shutdown()
+
+
+def test_at_most_remember_results_are_kept():
+    path = os.path.join(public_dir(), 'b.db')
+    make_db(path).close()
+    reader, ran = counting_reader(path)
+    reader.remember = 3
+    for key in 'abcd':
+        reader.rows('SELECT v FROM t WHERE k=?', (key,))
+    [kept] = reader._idle
+    assert len(kept.memo) <= 3
+    reader.rows('SELECT v FROM t WHERE k=?', ('d',))
+    assert len(ran) == 4                   # d is still remembered

@@ -165,9 +165,9 @@ class AuthStore(Component):
         doc="""How many verified credentials each Apache process remembers
         so that slow hashes (bcrypt, SHA-crypt) are not computed again on
         every request. Only a keyed hash of each credential is kept;
-        the stored password and account state are still read on every
-        request, so a new password, a lock or a revoked approval count at
-        once. 0 turns the cache off.""")
+        the stored password and account state are still taken from the
+        database as it is at each request, so a new password, a lock or a
+        revoked approval count at once. 0 turns the cache off.""")
 
     cache_ttl = IntOption(SECTION, 'cache_ttl', 300,
         doc="""Seconds a verified credential is remembered (see

@@ -8,11 +8,31 @@ This runs the same SELECT on plain `sqlite3` connections to the same
 file, kept for reuse by whichever thread comes next.  Each statement is
 its own read transaction, as with Trac's connections; writers are never
 blocked beyond one statement.
+
+Each kept connection also remembers the rows of the queries it ran, for
+as long as the database is unchanged.  Before answering from them it
+asks SQLite, in a read transaction of its own, whether anything was
+committed since (``PRAGMA data_version``: the same file change counter
+SQLite checks before it reuses its own page cache).  Any commit by any
+connection -- a new password, a lock, a removed user, or any other
+write to the database -- makes the next query read the tables again.
 """
 
 import os
 import sqlite3
 from urllib.parse import quote
+
+
+class _Kept(object):
+    """A connection waiting for reuse, with what it read."""
+
+    __slots__ = ('cnx', 'file', 'version', 'memo')
+
+    def __init__(self, cnx, file):
+        self.cnx = cnx
+        self.file = file        # (st_dev, st_ino) when it was opened
+        self.version = None     # PRAGMA data_version when memo was valid
+        self.memo = {}          # (sql, args) -> rows
 
 
 class SQLiteReader(object):
@@ -26,40 +46,61 @@ class SQLiteReader(object):
     descriptor and its own copy of the schema (about 200 KB), and one
     Apache process may serve many environments with dozens of threads.
     A connection a burst of concurrent checks needed beyond that is
-    closed when it is done.
+    closed when it is done.  Each remembers the rows of at most
+    `remember` distinct queries (the accounts of that many users), and
+    forgets them all when the database changes.
     """
 
     keep = 5
+    remember = 1000
 
     def __init__(self, path, timeout=10.0):
         # mode=rw: a missing file is an error, never an empty new database
         self.path = path
         self._uri = 'file:%s?mode=rw' % quote(path)
         self._timeout = timeout
-        self._idle = []    # (connection, file identity); list.append and
-                           # list.pop are atomic: no lock needed
+        self._idle = []    # of _Kept; list.append and list.pop are
+                           # atomic: no lock needed
 
     def rows(self, sql, args=()):
-        """All rows of one query, read in one transaction."""
+        """All rows of one query (a tuple), as the database is now."""
         file = self._identity()
         while True:
             try:
-                cnx, of = self._idle.pop()
+                kept = self._idle.pop()
             except IndexError:
-                cnx, of = self._connect(), file
+                kept = _Kept(self._connect(), file)
                 break
-            if of == file:
+            if kept.file == file:
                 break
-            cnx.close()    # reads a file no longer at `path`
+            kept.cnx.close()    # reads a file no longer at `path`
         try:
-            rows = cnx.execute(sql, args).fetchall()
+            rows = self._read(kept, sql, args)
         except BaseException:
-            cnx.close()    # a connection that failed is never reused
+            kept.cnx.close()    # a connection that failed is never reused
             raise
         if len(self._idle) < self.keep:
-            self._idle.append((cnx, of))
+            self._idle.append(kept)
         else:
-            cnx.close()
+            kept.cnx.close()
+        return rows
+
+    def _read(self, kept, sql, args):
+        cnx = kept.cnx
+        version = cnx.execute('PRAGMA data_version').fetchone()[0]
+        memo = kept.memo
+        if version != kept.version:
+            memo.clear()        # something was committed: read again
+            kept.version = version
+        key = (sql, args)
+        rows = memo.get(key)
+        if rows is None:
+            # a commit between the two statements only makes the next
+            # call read again: data_version will differ from `version`
+            rows = tuple(cnx.execute(sql, args).fetchall())
+            if len(memo) >= self.remember:
+                memo.clear()
+            memo[key] = rows
         return rows
 
     def _identity(self):
@@ -82,4 +123,4 @@ class SQLiteReader(object):
 
     def close(self):
         while self._idle:
-            self._idle.pop()[0].close()
+            self._idle.pop().cnx.close()
