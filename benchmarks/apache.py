@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
@@ -53,6 +54,10 @@ def check_password(environ, user, password):
     return bool(rows)
 '''
 
+#: Commits per second another process makes to the database of the
+#: "while Trac writes" location (each makes every kept account read stale).
+WRITES_PER_SECOND = 100
+
 #: Each location is measured this many times, interleaved with the
 #: others; the table shows the median, so that a burst of load from
 #: elsewhere on the machine does not decide a ratio.
@@ -78,6 +83,7 @@ def environment(parent, name, cache_size):
                     % cache_size)
     env = Environment(path)
     with env.db_transaction as db:
+        db("INSERT INTO system VALUES ('bench', '0')")
         for kind in ('md5', 'bcrypt'):
             db("INSERT INTO session VALUES (%s, 1, 0)", (kind,))
             db("INSERT INTO session_attribute VALUES (%s, 1, 'password', %s)",
@@ -115,6 +121,36 @@ def children(apache):
     return [int(p) for p in out.split()]
 
 
+class Writer(threading.Thread):
+    """Commits to an environment's database `WRITES_PER_SECOND` times a
+    second through Trac, as a busy Trac would, until stopped."""
+
+    def __init__(self, path):
+        super().__init__(daemon=True)
+        self.path = path
+        self.commits = 0
+        self.elapsed = 0.0
+        self.halt = threading.Event()
+
+    def run(self):
+        env = Environment(self.path)
+        start = time.perf_counter()
+        try:
+            while not self.halt.wait(1.0 / WRITES_PER_SECOND):
+                with env.db_transaction as db:
+                    db("UPDATE system SET value=%s WHERE name='bench'",
+                       (str(self.commits),))
+                self.commits += 1
+        finally:
+            self.elapsed = time.perf_counter() - start
+            env.shutdown()
+
+    def stop(self):
+        self.halt.set()
+        self.join()
+        return self.commits / self.elapsed
+
+
 def throughput(parent, docs, n):
     htpasswd = os.path.join(parent, 'htpasswd')
     subprocess.run([HTPASSWD, '-cbm', htpasswd, 'md5', PASSWORD], check=True,
@@ -125,6 +161,8 @@ def throughput(parent, docs, n):
                            environment(parent, 'uncached', 0))
     cached = auth_script(os.path.join(parent, 'cached.wsgi'),
                          environment(parent, 'cached', 1000))
+    writing_env = environment(parent, 'writing', 1000)
+    writing = auth_script(os.path.join(parent, 'writing.wsgi'), writing_env)
     trivial = write(os.path.join(parent, 'trivial.wsgi'),
                     TRIVIAL.format(password=PASSWORD))
     bare = write(os.path.join(parent, 'bare.wsgi'), BARE_QUERY.format(
@@ -143,6 +181,9 @@ def throughput(parent, docs, n):
          BY_WSGI.format(path=uncached), 'md5', 'mod_authn_file, $apr1$'),
         ('tracwsgiauth, $apr1$, cached', 'cached',
          BY_WSGI.format(path=cached), 'md5', 'mod_authn_file, $apr1$'),
+        ('tracwsgiauth, $apr1$, cached, while Trac commits %d/s'
+         % WRITES_PER_SECOND, 'writing', BY_WSGI.format(path=writing), 'md5',
+         'mod_authn_file, $apr1$'),
         ('tracwsgiauth, bcrypt-10, no cache', 'uncached', None, 'bcrypt',
          'mod_authn_file, bcrypt-10'),
         ('tracwsgiauth, bcrypt-10, cached', 'cached', None, 'bcrypt',
@@ -154,6 +195,7 @@ def throughput(parent, docs, n):
             body += LOCATION.format(name=location, auth=auth)
     apache = Apache(body).start()
     runs = {}
+    commit_rates = []     # of the writer, commits/s
     try:
         for _ in range(ROUNDS):
             for label, location, _, user, _ in cases:
@@ -162,8 +204,14 @@ def throughput(parent, docs, n):
                 for c in (1, 8):
                     count = max(100, n // 40) if slow else n
                     ab(url, user, min(count, 2 * c * 10), c)  # warm up
+                    writer = Writer(writing_env) \
+                        if location == 'writing' else None
+                    if writer:
+                        writer.start()
                     runs.setdefault((label, c), []).append(
                         (count,) + ab(url, user, count, c))
+                    if writer:
+                        commit_rates.append(writer.stop())
     finally:
         apache.stop()
     rows = {}
@@ -174,7 +222,7 @@ def throughput(parent, docs, n):
                      sum(errors for _, _, errors in measured))
     errors = apache.error_log()
     assert PASSWORD not in errors
-    return cases, rows
+    return cases, rows, sorted(commit_rates)[len(commit_rates) // 2]
 
 
 def memory_and_cold_start(parent, docs):
@@ -223,10 +271,10 @@ def main(n=4000, out=None):
     parent = public_dir('twa-bench-')
     docs = os.path.join(parent, 'docs')
     for location in ('open', 'file', 'trivial', 'bare', 'uncached',
-                     'cached'):
+                     'cached', 'writing'):
         os.makedirs(os.path.join(docs, location))
         write(os.path.join(docs, location, 'f.txt'), 'ok\n')
-    cases, rows = throughput(parent, docs, n)
+    cases, rows, commits = throughput(parent, docs, n)
     memory = memory_and_cold_start(parent, docs)
     ceiling = {c: rows['trivial Python check_password (ceiling)', c][1]
                for c in (1, 8)}
@@ -256,6 +304,15 @@ def main(n=4000, out=None):
             lines.append('| %s | %d | %d | %.0f | %.0f–%.0f | %d | %s | %s '
                          '| %s |' % (label, c, count, rate, low, high,
                                      errors, ratio, vs_trivial, vs_floor))
+    lines += ['', 'The bare query runs the account SELECT on a kept '
+              'sqlite3 connection on every request and does nothing else. '
+              'tracwsgiauth takes the account from the database as it is at '
+              'each request: it asks SQLite whether anything was committed '
+              'since its connection last read the rows (`PRAGMA '
+              'data_version`) and reads them again after any commit. In the '
+              '"while Trac commits" rows another process committed through '
+              'Trac %.0f times a second (median) during the runs, so most '
+              'checks read the tables again.' % commits]
     lines += ['', '## Memory and cold start (one Apache child)', '',
               '| environments | RSS added to the child | first request, '
               'first env | first request, last env | warm request |',
