@@ -252,3 +252,23 @@ def test_at_most_remember_results_are_kept():
     assert len(kept.memo) <= 3
     reader.rows('SELECT v FROM t WHERE k=?', ('d',))
     assert len(ran) == 4                   # d is still remembered
+
+
+def test_every_kept_connection_sees_a_commit():
+    """Each kept connection checks the database for itself: a commit made
+    while several had rows remembered is seen by each of them."""
+    path = os.path.join(public_dir(), 'e.db')
+    writer = make_db(path)
+    reader = SQLiteReader(path)
+    query = 'SELECT v FROM t WHERE k=?'
+    kept = [_Kept(reader._connect(), reader._identity()) for _ in range(3)]
+    for each in kept:
+        assert reader._read(each, query, ('a',)) == (('1',),)
+    writer.execute("UPDATE t SET v='2'")
+    writer.commit()
+    reader._idle.extend(kept)
+    for _ in kept:
+        assert reader.rows(query, ('a',)) == (('2',),)
+        reader._idle.insert(0, reader._idle.pop())   # the next one
+    assert all(reader._read(each, query, ('a',)) == (('2',),)
+               for each in kept)
