@@ -135,8 +135,9 @@ class _Provider(object):
             return False
         if not found:
             return found
-        wire = to_wire(name)
-        return True if wire == user else wire
+        # mod_wsgi encodes a returned name as UTF-8 itself (unlike group
+        # names, which it encodes as Latin-1: see `groups_for_user`)
+        return True if to_wire(name) == user else name
 
     def get_realm_hash(self, environ, user, realm):
         """The htdigest hash of `user` for `realm`, or None."""

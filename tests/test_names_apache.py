@@ -1,0 +1,206 @@
+"""The name a user logs in with, as the application, the group check and
+Apache's access log see it, through a real Apache: for every form the
+name rule accepts, UTF-8 and Latin-1 clients, domains, realms and case
+folding, with ASCII and non-ASCII names."""
+
+import base64
+import html
+import http.client
+import os
+import re
+import time
+
+import pytest
+from trac.env import Environment
+
+from harness import Apache, make_env, open_up, public_dir, trac_admin
+from tracwsgiauth import hashes
+
+SCRIPT = '''
+from tracwsgiauth.modwsgi import for_environment
+
+check_password, get_realm_hash, groups_for_user, allow_access = \\
+    for_environment({env_path!r})
+
+
+def application(environ, start_response):
+    start_response('200 OK', [('Content-Type', 'text/plain; charset=utf-8')])
+    # REMOTE_USER arrives as the Latin-1 decoding of Apache's bytes
+    return [environ['REMOTE_USER'].encode('latin-1')]
+'''
+
+#: one location per (environment, check): the user alone, and the user
+#: in a Trac group with a non-ASCII name
+LOCATION = '''
+WSGIScriptAlias /{env}/app "{script}" application-group=%{{GLOBAL}}
+<Location /{env}/app/user>
+    AuthType Basic
+    AuthName "trac"
+    AuthBasicProvider wsgi
+    WSGIAuthUserScript "{script}" application-group=%{{GLOBAL}}
+    Require valid-user
+</Location>
+<Location /{env}/app/group>
+    AuthType Basic
+    AuthName "trac"
+    AuthBasicProvider wsgi
+    WSGIAuthUserScript "{script}" application-group=%{{GLOBAL}}
+    WSGIAuthGroupScript "{script}" application-group=%{{GLOBAL}}
+    <RequireAll>
+        Require valid-user
+        Require wsgi-group prüfer
+    </RequireAll>
+</Location>
+'''
+
+USERS = {'jürgen': 'pässword', 'alice': 'secret', 'zoë.o@x': 'zoë-pw'}
+
+
+def _populate(env_path, ini):
+    env = Environment(env_path)
+    try:
+        for section, option, value in ini:
+            env.config.set(section, option, value)
+        env.config.save()
+        with env.db_transaction as db:
+            for name, password in USERS.items():
+                db("INSERT INTO session VALUES (%s, 1, 0)", (name,))
+                db("INSERT INTO session_attribute "
+                   "VALUES (%s, 1, 'password', %s)",
+                   (name, hashes.make('sha256', name, password)))
+                db("INSERT INTO permission VALUES (%s, 'prüfer')", (name,))
+            # Trac shows 'zoë.o@x' whole only to those who may see e-mail
+            db("INSERT INTO permission VALUES ('authenticated', "
+               "'EMAIL_VIEW')")
+    finally:
+        env.shutdown()
+
+
+@pytest.fixture(scope='module')
+def apache():
+    parent = public_dir()
+    body = []
+    for name, ini in [
+            ('plain', []),
+            ('strip', [('wsgiauth', 'strip_domains', 'CORP'),
+                       ('wsgiauth', 'strip_realms', 'EXAMPLE.COM')]),
+            ('fold', [('wsgiauth', 'strip_domains', 'CORP'),
+                      ('trac', 'ignore_auth_case', 'true')])]:
+        env_path = make_env(parent, name)
+        _populate(env_path, ini)
+        script = os.path.join(parent, name + '.wsgi')
+        with open(script, 'w', encoding='utf-8') as f:
+            f.write(SCRIPT.format(env_path=env_path))
+        body.append(LOCATION.format(env=name, script=script))
+        # and Trac itself, deployed, at /trac-<name>
+        target = os.path.join(parent, 'deploy-' + name)
+        trac_admin(env_path, 'deploy', target, '--url=/trac-' + name)
+        body.append('Include "%s/apache/trac.conf"' % target)
+    open_up(parent)
+    server = Apache('\n'.join(body)).start()
+    yield server
+    server.stop()
+
+
+def _get(apache, path, user=None, password=None, cookie=None):
+    """(status, body as UTF-8, Set-Cookie) of a GET with Basic credentials
+    given as raw bytes, the way a client of that encoding sends them."""
+    conn = http.client.HTTPConnection('127.0.0.1', apache.port, timeout=20)
+    headers = {}
+    if user is not None:
+        token = base64.b64encode(user + b':' + password).decode('ascii')
+        headers['Authorization'] = 'Basic ' + token
+    if cookie:
+        headers['Cookie'] = cookie
+    try:
+        conn.request('GET', path, headers=headers)
+        response = conn.getresponse()
+        body = response.read().decode('utf-8', 'replace')
+        return response.status, body, response.getheader('Set-Cookie')
+    finally:
+        conn.close()
+
+
+def trac_shows(apache, path, cookie):
+    """The user a Trac page says is logged in, or None."""
+    status, body, _ = _get(apache, path, cookie=cookie)
+    assert status == 200, body[:500]
+    found = re.search(r'logged in as\s*(?:<[^>]*>\s*)*([^<]+?)\s*<', body)
+    return html.unescape(found.group(1)) if found else None
+
+
+def trac_login(apache, prefix, user, password):
+    """Log in to Trac at `prefix` through Apache; Trac's auth cookie."""
+    status, body, cookie = _get(apache, prefix + '/login', user, password)
+    assert status == 302, (status, body[:500])
+    return cookie.split(';')[0]
+
+
+#: (environment, name as sent, Trac name)
+FORMS = [
+    ('plain', 'jürgen', 'jürgen'),
+    ('plain', 'alice', 'alice'),
+    ('plain', 'zoë.o@x', 'zoë.o@x'),
+    ('strip', 'CORP\\jürgen', 'jürgen'),
+    ('strip', 'corp\\jürgen', 'jürgen'),
+    ('strip', 'jürgen@EXAMPLE.COM', 'jürgen'),
+    ('strip', 'CORP\\jürgen@example.com', 'jürgen'),
+    ('strip', 'CORP\\alice', 'alice'),
+    ('strip', 'zoë.o@x@EXAMPLE.COM', 'zoë.o@x'),
+    ('fold', 'JÜRGEN', 'jürgen'),
+    ('fold', 'CORP\\JÜRGEN', 'jürgen'),
+    ('fold', 'Alice', 'alice'),
+    ('fold', 'ZOË.O@X', 'zoë.o@x'),
+]
+
+
+def _encodings(sent, trac_name):
+    """The client encodings that can carry the name and its password."""
+    found = ['utf-8']
+    try:
+        sent.encode('latin-1')
+        USERS[trac_name].encode('latin-1')
+        found.append('latin-1')
+    except UnicodeEncodeError:
+        pass
+    return found
+
+
+CASES = [(env, sent, name, enc) for env, sent, name in FORMS
+         for enc in _encodings(sent, name)]
+
+
+@pytest.mark.parametrize('env, sent, name, encoding', CASES)
+def test_application_and_group_check_see_the_trac_name(
+        apache, env, sent, name, encoding):
+    user = sent.encode(encoding)
+    password = USERS[name].encode(encoding)
+    for check in ('user', 'group'):
+        path = '/%s/app/%s' % (env, check)
+        assert _get(apache, path, user, password)[:2] == (200, name), path
+        assert _get(apache, path, user, b'wrong')[0] == 401, path
+
+
+@pytest.mark.parametrize('env, sent, name, encoding', [
+    case for case in CASES if case[0] != 'plain'])
+def test_trac_shows_the_trac_name(apache, env, sent, name, encoding):
+    prefix = '/trac-' + env
+    cookie = trac_login(apache, prefix, sent.encode(encoding),
+                        USERS[name].encode(encoding))
+    assert trac_shows(apache, prefix + '/wiki', cookie) == name
+
+
+def test_access_log_records_the_trac_name(apache):
+    _get(apache, '/strip/app/group', 'CORP\\jürgen'.encode('utf-8'),
+         'pässword'.encode('utf-8'))
+    _get(apache, '/fold/app/user', 'JÜRGEN'.encode('latin-1'),
+         'pässword'.encode('latin-1'))
+    time.sleep(0.5)     # the access log is written after the response
+    lines = apache.access_log().splitlines()
+    # Apache writes non-ASCII bytes of %u escaped: UTF-8 of 'ü' once
+    expected = '"j\\xc3\\xbcrgen"'
+    assert any(expected in line and '/strip/app/group' in line
+               for line in lines), lines[-5:]
+    assert any(expected in line and '/fold/app/user' in line
+               for line in lines), lines[-5:]
+    assert '\\xc3\\x83' not in apache.access_log()
