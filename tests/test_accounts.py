@@ -279,7 +279,7 @@ def test_cache_off_ttl_and_size(store, env, counted, monkeypatch):
     env.config.set('wsgiauth', 'cache_size', '10')
     env.config.set('wsgiauth', 'cache_ttl', '5')
     now = [1000.0]
-    monkeypatch.setattr('tracwsgiauth.accounts.time.monotonic',
+    monkeypatch.setattr('tracwsgiauth.login.time.monotonic',
                         lambda: now[0])
     store.authenticate('alice', 'secret')
     store.authenticate('alice', 'secret')
@@ -290,7 +290,102 @@ def test_cache_off_ttl_and_size(store, env, counted, monkeypatch):
 
 
 def test_cache_keeps_no_password(store):
-    from tracwsgiauth.accounts import verified
+    from tracwsgiauth.login import verified
     store.authenticate('alice', 'secret')
     for key in verified._entries:
         assert b'secret' not in key and len(key) == 32
+
+
+# --- the lock decision over every kind of option value
+
+LOCK_OPTIONS = {
+    'login_attempt_max_count': ['-1', '0', '', '3', 'x'],
+    'user_lock_time': ['-60', '0', '60', '3600', 'x'],
+    'user_lock_time_progression': ['0.5', '1', '2', '-1', 'x', 'inf'],
+    'user_lock_max_time': ['-1', '0', '30', '86400', 'x'],
+}
+
+#: user -> (failed_logins_count, seconds since the last failure or None
+#: for no attempt log, lock_count, has an authenticated session)
+LOCK_STATES = {
+    'l-tries-left': ('2', 10, None, True),
+    'l-just-now': ('3', 10, None, True),
+    'l-minutes-ago': ('3', 100, None, True),
+    'l-long-ago': ('5', 4000, '3', True),
+    'l-count-zero': ('3', 10, '0', True),
+    'l-unknown': ('3', 10, None, False),
+    'l-no-log': ('3', None, None, True),
+}
+
+
+def _lock_users(env):
+    now = int(time.time())
+    with env.db_transaction as db:
+        for user, (count, age, lock_count, known) in LOCK_STATES.items():
+            if known:
+                db("INSERT INTO session VALUES (%s, 1, 0)", (user,))
+            attempts = None if age is None else \
+                repr([{'ipnr': '127.0.0.1', 'time': now - age}])
+            for name, value in [('failed_logins_count', count),
+                                ('failed_logins', attempts),
+                                ('lock_count', lock_count)]:
+                if value is not None:
+                    db("INSERT INTO session_attribute VALUES (%s, 1, %s, %s)",
+                       (user, name, value))
+
+
+def _guard_answers(env, users):
+    """AccountGuard.user_locked per user, None where AccountManager cannot
+    answer (it raises on a value it cannot read)."""
+    from acct_mgr.guard import AccountGuard
+    guard = AccountGuard(env)
+    try:
+        guard.__init__()    # its fix-ups of the options, for these values
+    except Exception:
+        return dict.fromkeys(users)
+    answers = {}
+    for user in users:
+        try:
+            answers[user] = bool(guard.user_locked(user))
+        except Exception:
+            answers[user] = None
+    return answers
+
+
+def _at_limit(values, user):
+    """Whether a user's lock depends on the lock options' values."""
+    try:
+        limit = int(values['login_attempt_max_count'] or 0)
+    except ValueError:
+        return True
+    count, _, _, known = LOCK_STATES[user]
+    return 0 < limit <= int(count) and known
+
+
+def test_lock_decision_equals_accountguard_for_every_option_value():
+    path = make_env(public_dir(), 'locks')
+    env = Environment(path)
+    env.config.set('components', 'acct_mgr.*', 'enabled')
+    _lock_users(env)
+    checked = 0
+    try:
+        for combination in itertools.product(*LOCK_OPTIONS.values()):
+            values = dict(zip(LOCK_OPTIONS, combination, strict=True))
+            for name, value in values.items():
+                env.config.set('account-manager', name, value)
+            am_says = _guard_answers(env, LOCK_STATES)
+            for name, value in values.items():   # undo its fix-ups
+                env.config.set('account-manager', name, value)
+            try:
+                login = AuthStore(env).rules()
+            except ValueError:
+                login = None
+            for user, locked in am_says.items():
+                ours = login is None or login.refusal(user) is not None
+                if locked is None:
+                    locked = _at_limit(values, user)
+                assert ours == locked, (values, user)
+                checked += 1
+    finally:
+        env.shutdown()
+    assert checked == 750 * len(LOCK_STATES)

@@ -7,12 +7,9 @@ but its account state (lock, approval, e-mail verification) is honoured.
 Checking a credential never writes to the database.
 """
 
-import collections
 import contextlib
-import hmac
 import ipaddress
 import os
-import re
 import threading
 import time
 
@@ -23,6 +20,7 @@ from trac.perm import PermissionSystem
 from trac.util import lazy
 
 from . import hashes
+from .login import LockPolicy, Login, Refused, Settings, verified  # noqa
 from .names import canonical_name
 from .sqlite import SQLiteReader
 
@@ -40,15 +38,6 @@ _ACCOUNT_QUERY = """
     """ % ','.join("'%s'" % a for a in _ATTRIBUTES)
 _SQLITE_ACCOUNT_QUERY = _ACCOUNT_QUERY.replace('%s', '?')
 
-#: AccountManager writes ``failed_logins`` as a Python repr of a list of
-#: dicts; read only the ``time`` numbers out of it, never evaluate it.
-_ATTEMPT_TIME = re.compile(r"""['"]time['"]\s*:\s*(\d{1,12})\b""")
-
-
-class Refused(Exception):
-    """The password is right but the account may not log in."""
-
-
 class SchemaDrift(Exception):
     """The database session is not in the environment's schema (a
     connection pooler shares PostgreSQL sessions between environments)."""
@@ -65,54 +54,6 @@ def postgres_schema(database):
     if scheme != 'postgres':
         return None
     return args.get('params', {}).get('schema') or 'public'
-
-
-class VerifiedCache(object):
-    """Remembers, within one process, which (user, stored hash, password)
-    triples verified, so a slow hash is not computed again for the next
-    request with the same credentials.
-
-    Only an HMAC of the triple, keyed with a random per-process secret,
-    is kept -- never the password. The stored hash is part of the key, so
-    a new password misses at once; the caller still reads the stored hash
-    and the account state on every check. Failures are never stored.
-    """
-
-    def __init__(self):
-        # keyed once; each key is a copy of this HMAC-SHA256 state
-        self._keyed = hmac.new(os.urandom(32), digestmod='sha256')
-        self._entries = collections.OrderedDict()
-        self._lock = threading.Lock()
-
-    def _key(self, scope, name, stored, password):
-        data = '\0'.join((scope, name, stored, password))
-        mac = self._keyed.copy()
-        mac.update(data.encode('utf-8', 'surrogatepass'))
-        return mac.digest()
-
-    def hit(self, scope, name, stored, password, ttl):
-        key = self._key(scope, name, stored, password)
-        with self._lock:
-            added = self._entries.get(key)
-            if added is None:
-                return False
-            if time.monotonic() - added > ttl:
-                del self._entries[key]
-                return False
-            self._entries.move_to_end(key)
-            return True
-
-    def add(self, scope, name, stored, password, size):
-        key = self._key(scope, name, stored, password)
-        with self._lock:
-            self._entries[key] = time.monotonic()
-            self._entries.move_to_end(key)
-            while len(self._entries) > size:
-                self._entries.popitem(last=False)
-
-
-#: One per process, shared by the environments it serves.
-verified = VerifiedCache()
 
 
 class AuthStore(Component):
@@ -177,7 +118,19 @@ class AuthStore(Component):
 
     def rules(self):
         """The login rules of this environment, with trac.ini read now."""
-        return Rules(self)
+        config = self.config
+        lock = LockPolicy.from_options(
+            lambda name: config.get('account-manager', name, None))
+        settings = Settings(
+            scope=self.env.path,
+            domains=frozenset(d.lower() for d in self.strip_domains),
+            realms=frozenset(r.lower() for r in self.strip_realms),
+            lowercase=config.getbool('trac', 'ignore_auth_case'),
+            cache_size=self.cache_size, cache_ttl=self.cache_ttl,
+            verify_email=config.getbool('account-manager', 'verify_email',
+                                        True),
+            lock=lock)
+        return Login(settings, self._account, _Typical(self).hash)
 
     def canonical(self, name):
         """The Trac user name for a login name, or None to refuse it."""
@@ -312,6 +265,17 @@ class AuthStore(Component):
         return SQLiteReader(os.path.join(self.env.path, path.lstrip('/'))
                             if not os.path.isabs(path) else path, timeout)
 
+    def _stored_passwords(self, limit=1000):
+        """Up to `limit` stored password values."""
+        sql = ("SELECT value FROM session_attribute WHERE authenticated=1 "
+               "AND name='password' LIMIT %d" % limit)
+        if self._sqlite is not None:
+            rows = self._sqlite.rows(sql)
+        else:
+            with self._reading() as db:
+                rows = db(sql)
+        return [row[0] for row in rows]
+
     def _account(self, name):
         """A user's session attributes, plus ``known`` when the user has
         an authenticated session, read in one query."""
@@ -323,133 +287,34 @@ class AuthStore(Component):
         return dict(rows)
 
 
-class Rules(object):
-    """How one environment checks a login, with the trac.ini options every
-    check needs read once.
+class _Typical(object):
+    """A stored password typical of an environment's users: one of the
+    most common scheme among them (the middle one of those, so with the
+    usual cost parameters), looked at again every `refresh` seconds.
+    With no passwords stored, a hash of `hash_scheme`."""
 
-    `AuthStore` makes a new one for each call; the mod_wsgi provider keeps
-    one for as long as trac.ini is unchanged, so a request reads no option.
-    The account itself is read from the database on every check.
-    """
-
-    _dummies = {}
-    _dummies_lock = threading.Lock()
+    refresh = 300
+    _lock = threading.Lock()
 
     def __init__(self, store):
-        config = store.config
         self._store = store
-        self._scope = store.env.path
-        self._domains = frozenset(d.lower() for d in store.strip_domains)
-        self._realms = frozenset(r.lower() for r in store.strip_realms)
-        self._lowercase = config.getbool('trac', 'ignore_auth_case')
-        self._cache_size = store.cache_size
-        self._cache_ttl = store.cache_ttl
-        self._verify_email = config.getbool('account-manager',
-                                            'verify_email', True)
-        self._max_attempts = config.getint('account-manager',
-                                           'login_attempt_max_count', 0)
+        self._value, self._when = None, None
 
-    def canonical(self, name):
-        """The Trac user name for a login name, or None to refuse it."""
-        return canonical_name(name, self._domains, self._realms,
-                              self._lowercase)
+    def hash(self):
+        now = time.monotonic()
+        if self._when is None or now - self._when > self.refresh:
+            with self._lock:
+                self._value, self._when = self._pick(), now
+        return self._value
 
-    def authenticate(self, name, password):
-        """Check a credential of a canonical user name.
-
-        Returns None when the user has no password here, False when the
-        password is wrong, and raises `Refused` when it is right but the
-        account is locked, awaiting approval or unverified.
-        """
-        attrs = self._store._account(name)
-        stored = attrs.get('password')
-        if stored is None:
-            # Do the hashing work anyway: an unknown user should cost as
-            # much as a wrong password.
-            hashes.verify(self._dummy(), name, password)
-            return None
-        if not self._verify(name, stored, password):
-            return False
-        self._check_state(attrs)
-        return True
-
-    def realm_hash(self, name, realm):
-        """The htdigest hash of a user for `realm`, or None."""
-        attrs = self._store._account(name)
-        stored = attrs.get('password')
-        if stored is None or hashes.digest_realm(stored) != realm:
-            return None
-        try:
-            self._check_state(attrs)
-        except Refused:
-            return None
-        return stored.rsplit(':', 1)[1]
-
-    def refusal(self, name):
-        """Why an account may not log in, or None when it may."""
-        try:
-            self._check_state(self._store._account(name))
-        except Refused as e:
-            return str(e)
-
-    def _verify(self, name, stored, password):
-        size, ttl = self._cache_size, self._cache_ttl
-        if size < 1 or ttl < 1:
-            return hashes.verify(stored, name, password)
-        if verified.hit(self._scope, name, stored, password, ttl):
-            return True
-        if not hashes.verify(stored, name, password):
-            return False
-        verified.add(self._scope, name, stored, password, size)
-        return True
-
-    def _dummy(self):
-        kind = self._store.hash_scheme
-        with self._dummies_lock:
-            if kind not in self._dummies:
-                self._dummies[kind] = hashes.make(kind, '', 'not a password',
-                                                  self._store.realm)
-            return self._dummies[kind]
-
-    def _check_state(self, attrs):
-        if attrs.get('approval'):
-            raise Refused('account approval %s' % attrs['approval'][:40])
-        if attrs.get('email_verification_token') is not None and \
-                self._verify_email:
-            raise Refused('e-mail address not verified')
-        if self._locked(attrs):
-            raise Refused('account locked after failed logins')
-
-    def _locked(self, attrs):
-        """AccountManager's AccountGuard.user_locked, read-only."""
-        if self._max_attempts < 1 or 'failed_logins_count' not in attrs:
-            return False
-        try:
-            count = int(attrs['failed_logins_count'])
-        except ValueError:
-            return True  # unreadable: fail closed
-        if count < self._max_attempts:
-            return False
-        if not attrs.get('known'):
-            return False  # AccountManager only locks known users
-        # the rest is read only for accounts at the limit, as before
-        config = self._store.config
-        lock_time = config.getint('account-manager', 'user_lock_time', 0)
-        if lock_time == 0:
-            return True  # locked until an administrator unlocks it
-        attempts = _ATTEMPT_TIME.findall(attrs.get('failed_logins') or '')
-        if not attempts:
-            return True
-        try:
-            progression = float(config.get('account-manager',
-                                           'user_lock_time_progression', '1'))
-        except ValueError:
-            progression = 1
-        try:
-            lock_count = int(attrs.get('lock_count') or 0)
-        except ValueError:
-            lock_count = 0
-        lock_time *= max(progression, 1) ** (lock_count - 1)
-        lock_time = min(lock_time, config.getint(
-            'account-manager', 'user_lock_max_time', 86400))
-        return int(attempts[-1]) + lock_time > time.time()
+    def _pick(self):
+        by_scheme = {}
+        for stored in self._store._stored_passwords():
+            by_scheme.setdefault(hashes.scheme(stored), []).append(stored)
+        by_scheme.pop(None, None)
+        if not by_scheme:
+            store = self._store
+            return hashes.make(store.hash_scheme, '', 'not a password',
+                               store.realm)
+        common = max(by_scheme.values(), key=len)
+        return sorted(common)[len(common) // 2]
