@@ -389,3 +389,32 @@ def test_lock_decision_equals_accountguard_for_every_option_value():
     finally:
         env.shutdown()
     assert checked == 750 * len(LOCK_STATES)
+
+
+# --- an unknown user costs what a wrong password of a typical user costs
+
+@pytest.mark.parametrize('mix, typical', [
+    ({'htdigest': 3, 'bcrypt': 1}, 'htdigest'),
+    ({'sha': 1, 'md5': 2, 'bcrypt': 1}, 'md5'),
+    ({'bcrypt': 2, 'sha512': 1}, 'bcrypt'),
+    ({}, 'bcrypt'),     # nobody yet: hash_scheme's default
+])
+def test_unknown_user_verifies_a_hash_of_the_common_scheme(monkeypatch, mix,
+                                                           typical):
+    env = Environment(make_env(public_dir()))
+    try:
+        with env.db_transaction as db:
+            for kind, count in mix.items():
+                for i in range(count):
+                    user = '%s-%d' % (kind, i)
+                    db("INSERT INTO session_attribute "
+                       "VALUES (%s, 1, 'password', %s)",
+                       (user, hashes.make(kind, user, 'pw', REALM)))
+        seen = []
+        real = hashes.verify
+        monkeypatch.setattr(hashes, 'verify', lambda stored, *args: (
+            seen.append(hashes.scheme(stored)) or real(stored, *args)))
+        assert AuthStore(env).authenticate('nobody', 'pw') is None
+        assert seen == [typical]
+    finally:
+        env.shutdown()
