@@ -26,6 +26,8 @@ setup(
     ],
     extras_require={
         'postgres': ['psycopg2>=2.9'],
+        # mod_wsgi-express, which deploy's apache/mod_wsgi-express runs
+        'apache': ['mod_wsgi>=5'],
         'test': ['pytest>=8', 'hypothesis>=6', 'mod_wsgi>=5', 'ruff',
                  'TracAccountManager>=0.6'],
     },
