@@ -8,9 +8,10 @@ import pytest
 from trac.env import Environment
 from trac.perm import PermissionSystem
 
+from tracwsgiauth import hashes
 from tracwsgiauth.accounts import AuthStore
 
-from harness import Apache, curl, make_env, open_up, public_dir
+from harness import Apache, curl, hammer, make_env, open_up, public_dir
 from users import REALM, populate
 
 SCRIPT = '''
@@ -82,6 +83,17 @@ WSGIScriptAlias /app "{script}" application-group=%{{GLOBAL}}
     WSGIAuthUserScript "{missing}" application-group=%{{GLOBAL}}
     Require valid-user
 </Location>
+<Location /app/htpasswd-group>
+    AuthType Basic
+    AuthName "{realm}"
+    AuthBasicProvider file
+    AuthUserFile "{htpasswd}"
+    WSGIAuthGroupScript "{script}" application-group=%{{GLOBAL}}
+    <RequireAll>
+        Require valid-user
+        Require wsgi-group developers
+    </RequireAll>
+</Location>
 <Location /app/hosts>
     WSGIAccessScript "{script}" application-group=%{{GLOBAL}}
 </Location>
@@ -102,9 +114,13 @@ def server():
     missing = os.path.join(parent, 'missing.wsgi')
     with open(missing, 'w') as f:
         f.write(SCRIPT.format(env_path=os.path.join(parent, 'gone')))
+    # a user another provider authenticates (mod_authn_file here)
+    htpasswd = os.path.join(parent, 'htpasswd')
+    with open(htpasswd, 'w') as f:
+        f.write('gina:%s\n' % hashes.make('md5', 'gina', 'gina-pw'))
     open_up(parent)
     apache = Apache(LOCATIONS.format(script=script, missing=missing,
-                                     realm=REALM)).start()
+                                     realm=REALM, htpasswd=htpasswd)).start()
     apache.env_path = env_path
     yield apache
     apache.stop()
@@ -251,3 +267,22 @@ def test_error_log_never_shows_passwords(server):
     log = server.error_log()
     for secret in ('secret', 'hunter2', 'dave:pw', 'pässword', 'upper-pw'):
         assert secret not in log
+
+
+def test_groups_of_a_user_deleted_by_accountmanager(server):
+    """AccountManager deletes a user's permissions with raw SQL, which
+    Trac's cached permission table does not see."""
+    from acct_mgr.model import delete_user
+    url = '/app/htpasswd-group'
+    env = Environment(server.env_path)
+    try:
+        cases = [(url, 'gina', 'gina-pw')] * 60
+        assert set(hammer(server.port, cases)) == {401}
+        PermissionSystem(env).grant_permission('gina', 'developers')
+        assert get(server, url, 'gina', 'gina-pw') == (200, 'user=gina')
+        # every thread of the child has seen gina as a developer
+        assert set(hammer(server.port, cases)) == {200}
+        delete_user(env, 'gina')
+        assert set(hammer(server.port, cases)) == {401}
+    finally:
+        env.shutdown()

@@ -16,7 +16,7 @@ import time
 from trac.config import ChoiceOption, IntOption, ListOption, Option
 from trac.core import Component
 from trac.db.api import parse_connection_uri
-from trac.perm import PermissionSystem
+from trac.perm import DefaultPermissionStore, PermissionSystem
 from trac.util import lazy
 
 from . import hashes
@@ -184,15 +184,18 @@ class AuthStore(Component):
     # -- groups
 
     def groups(self, name):
-        """All permission groups of a user, as Trac's permission system
-        knows them, including groups of groups and the groups of
-        `authenticated` and of groups plugins provide."""
-        perm = PermissionSystem(self.env)
-        with self._reading():
-            # Trac's own queries below join this transaction
-            groups = set(perm.get_permission_groups(name))
-            rows = perm.get_all_permissions()
+        """All permission groups of a user, including groups of groups,
+        the groups of `authenticated` and groups plugins provide, with
+        the `permission` table read as it is now (not Trac's cached copy,
+        which a raw write such as AccountManager's user deletion leaves
+        stale)."""
+        store = DefaultPermissionStore(self.env)
+        groups = set()
+        for provider in PermissionSystem(self.env).group_providers:
+            if provider is not store:
+                groups.update(provider.get_permission_groups(name) or ())
         members = {name} | groups
+        rows = self._permission_rows()
         grown = True
         while grown:
             grown = False
@@ -204,6 +207,13 @@ class AuthStore(Component):
                     grown = True
         groups.discard(name)
         return sorted(groups)
+
+    def _permission_rows(self):
+        sql = "SELECT username, action FROM permission"
+        if self._sqlite is not None:
+            return self._sqlite.rows(sql)
+        with self._reading() as db:
+            return db(sql)
 
     # -- hosts
 
