@@ -10,18 +10,29 @@ Pure functions, no Trac import.  A stored value is one of:
 
 `verify` answers False, never raises, for a wrong, malformed, over-long or
 unsupported password or stored value.
-"""
 
+Checking a password imports no extension module beyond the standard
+library: the crypt schemes are checked by the same C code Apache's
+mod_authn_file uses -- libcrypt's ``crypt_rn`` (libxcrypt) and
+libaprutil's ``apr_md5_encode`` -- through ctypes, ``{SHA}`` and htdigest
+by hashlib.  So a login works in any Python interpreter of an Apache
+process, also where a PyO3 extension such as ``bcrypt`` cannot be
+imported (it lives in one interpreter per process only, and mod_wsgi runs
+a %{GLOBAL} script in a sub-interpreter on threads that served one
+first).  Only a scheme the C libraries of this machine do not check falls
+back to ``bcrypt``/``libpass``, imported on first use; if that import
+fails in this interpreter, such hashes are refused with one line on
+stderr (Apache's error log).
+"""
 import base64
 import ctypes
 import ctypes.util
 import hashlib
 import hmac
 import re
-
-import bcrypt
-from passlib.hash import (apr_md5_crypt, des_crypt, md5_crypt, sha256_crypt,
-                          sha512_crypt)
+import secrets
+import sys
+import threading
 
 #: Longest password we hash at all (as passlib does); longer is refused.
 MAX_PASSWORD_BYTES = 4096
@@ -37,27 +48,37 @@ SHA_CRYPT_ROUNDS = 5000
 _HTDIGEST = re.compile(r'\A(?P<realm>[^:]*):(?P<digest>[0-9a-f]{32})\Z')
 _DES = re.compile(r'\A[./0-9A-Za-z]{13}\Z')
 _BCRYPT = re.compile(r'\A\$2[aby]\$\d\d\$[./0-9A-Za-z]{53}\Z')
+_SALT = './0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'
+_BCRYPT64 = './ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789'
 
-_CRYPTS = {'$apr1$': apr_md5_crypt, '$1$': md5_crypt,
-           '$5$': sha256_crypt, '$6$': sha512_crypt}
 
+def _library(soname, name):
+    """A C library by its usual file name, else as ldconfig finds it."""
+    try:
+        return ctypes.CDLL(soname)
+    except OSError:
+        path = ctypes.util.find_library(name)
+    try:
+        return ctypes.CDLL(path) if path else None
+    except OSError:
+        return None
+
+
+def _function(library, name, argtypes, restype):
+    func = getattr(library, name, None) if library else None
+    if func is not None:
+        func.argtypes, func.restype = argtypes, restype
+    return func
 
 
 def _load_apr_md5():
     """Apache's own C MD5-crypt (`apr_md5_encode` in libaprutil, which
     mod_authn_file uses), or None when libaprutil is not installed.
     About ten times faster than the pure-Python one."""
-    name = ctypes.util.find_library('aprutil-1')
-    try:
-        encode = ctypes.CDLL(name).apr_md5_encode if name else None
-    except (OSError, AttributeError):
-        return None
-    if encode is None:
-        return None
-    encode.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p,
-                       ctypes.c_size_t]
-    encode.restype = ctypes.c_int
-    return encode
+    return _function(_library('libaprutil-1.so.0', 'aprutil-1'),
+                     'apr_md5_encode', [ctypes.c_char_p, ctypes.c_char_p,
+                                        ctypes.c_char_p, ctypes.c_size_t],
+                     ctypes.c_int)
 
 
 _apr_md5_encode = _load_apr_md5()
@@ -74,6 +95,50 @@ def _apr1_verify(stored, secret):
     if _apr_md5_encode(secret, stored, out, len(out)) != 0:
         return False
     return hmac.compare_digest(out.value, stored)
+
+
+#: sizeof(struct crypt_data) of libxcrypt, the buffer crypt_rn works in
+CRYPT_DATA_SIZE = 32768
+#: libxcrypt refuses passphrases of this many bytes or more
+CRYPT_MAX_PASSPHRASE_SIZE = 512
+_crypt_rn = _function(_library('libcrypt.so.1', 'crypt'), 'crypt_rn',
+                      [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_void_p,
+                       ctypes.c_int], ctypes.c_char_p)
+
+
+def _crypt(secret, setting):
+    """libcrypt's hash of `secret` (bytes, no NUL) with `setting`, or None
+    when it cannot. Thread-safe: each call has its own work area, which
+    is wiped afterwards."""
+    if _crypt_rn is None:
+        return None
+    data = ctypes.create_string_buffer(CRYPT_DATA_SIZE)
+    try:
+        return _crypt_rn(secret, setting, data, CRYPT_DATA_SIZE)
+    finally:
+        ctypes.memset(data, 0, CRYPT_DATA_SIZE)
+
+
+#: One known hash of 'pässwörd' per crypt method, made by bcrypt and
+#: libpass: libcrypt checks a method only where it gives the same.
+_KNOWN = {
+    'bcrypt': '$2b$04$abcdefghijklmnopqrstuuyx2n0Zzopyr9QuYTMCfOJJOj526QVoC',
+    'sha512': '$6$rounds=1000$abcdefgh$B1aVteGQOqUS9lI2PNDcl9wMunEnXU6fzjX'
+              'rRnnjiKZoqU40kdv7q7otlYDWg9vlTD2K40LzvOre3nE1Xv0Mm0',
+    'sha256': '$5$rounds=1000$abcdefgh$4ZclZF8J/QLL4bxg7sRfVlEP/JeRxR7y/u.'
+              'J2.J6GG7',
+    'md5crypt': '$1$abcdefgh$xYuxUFvxUOR4Pd6a7EeUS0',
+    'crypt': 'abzp3RXJm5gNA',
+}
+#: The methods libcrypt checks on this machine, and by what each is checked.
+LIBCRYPT_METHODS = frozenset(
+    method for method, known in _KNOWN.items()
+    if _crypt('pässwörd'.encode('utf-8'), known.encode('ascii'))
+    == known.encode('ascii'))
+BACKENDS = {method: 'libcrypt' if method in LIBCRYPT_METHODS else
+            ('bcrypt' if method == 'bcrypt' else 'libpass')
+            for method in _KNOWN}
+BACKENDS['apr1'] = APR1_BACKEND
 
 
 #: The schemes `make` writes, named as AccountManager's
@@ -116,6 +181,16 @@ def digest_realm(stored):
     return match.group('realm') if match else None
 
 
+def _method(stored):
+    """The crypt method of a stored value of a crypt scheme."""
+    for prefix, method in (('$2', 'bcrypt'), ('$6$', 'sha512'),
+                           ('$5$', 'sha256'), ('$1$', 'md5crypt'),
+                           ('$apr1$', 'apr1')):
+        if stored.startswith(prefix):
+            return method
+    return 'crypt'
+
+
 def verify(stored, user, password):
     """True when `password` matches `stored` for `user`, else False.
 
@@ -138,22 +213,89 @@ def verify(stored, user, password):
         if kind == 'sha':
             return hmac.compare_digest(stored.encode('utf-8'),
                                        _sha(password).encode('utf-8'))
-        if kind == 'bcrypt':
-            if len(secret) > BCRYPT_MAX_BYTES or b'\0' in secret:
-                return False
-            return bcrypt.checkpw(secret, stored.encode('ascii'))
-        if kind == 'crypt':
-            return des_crypt.verify(password, stored)
-        if _apr_md5_encode and stored.startswith('$apr1$'):
-            return _apr1_verify(stored, secret)
-        for prefix, handler in _CRYPTS.items():
-            if stored.startswith(prefix):
-                return handler.verify(password, stored)
+        return _verify_crypt(_method(stored), stored, password, secret)
     except (ValueError, TypeError, UnicodeError):
-        # malformed stored value, or a password the scheme cannot take
-        # (NUL, over-long); passlib's errors derive from ValueError
+        # malformed stored value, or a password the scheme cannot take;
+        # passlib's errors derive from ValueError
         return False
-    return False
+
+
+def _verify_crypt(method, stored, password, secret):
+    if b'\0' in secret or '\0' in stored:   # C strings end at a NUL
+        return False
+    if method == 'bcrypt' and len(secret) > BCRYPT_MAX_BYTES:
+        return False
+    if method == 'apr1' and _apr_md5_encode:
+        return _apr1_verify(stored, secret)
+    if method == 'crypt':
+        secret = secret[:8]             # all DES crypt reads
+    if method in LIBCRYPT_METHODS and \
+            len(secret) < CRYPT_MAX_PASSPHRASE_SIZE:
+        out = _crypt(secret, stored.encode('ascii'))
+        return out is not None and hmac.compare_digest(
+            out, stored.encode('ascii'))
+    handler = _python(method)
+    if handler is None:
+        return False
+    if method == 'bcrypt':
+        return handler.checkpw(secret, stored.encode('ascii'))
+    return handler.verify(password, stored)
+
+
+_python_lock = threading.Lock()
+#: method -> its Python implementation, or None when it cannot be
+#: imported in this interpreter
+_python_handlers = {}
+
+
+def _python(method):
+    """The Python implementation of a crypt method, imported on first use;
+    None, after one line on stderr, when this interpreter cannot."""
+    with _python_lock:
+        if method not in _python_handlers:
+            try:
+                _python_handlers[method] = _import(method)
+            except ImportError as e:
+                _python_handlers[method] = None
+                sys.stderr.write(
+                    'tracwsgiauth: %s hashes cannot be checked in this Python '
+                    'interpreter and are refused: %s: %s\n'
+                    % (method, type(e).__name__, ' '.join(str(e).split())))
+                sys.stderr.flush()
+        return _python_handlers[method]
+
+
+def _import(method):
+    if method == 'bcrypt':
+        import bcrypt
+        return bcrypt
+    from passlib import hash as handlers
+    return getattr(handlers, {'sha512': 'sha512_crypt',
+                              'sha256': 'sha256_crypt',
+                              'md5crypt': 'md5_crypt', 'apr1': 'apr_md5_crypt',
+                              'crypt': 'des_crypt'}[method])
+
+
+def _salt(size, alphabet=_SALT):
+    return ''.join(secrets.choice(alphabet) for _ in range(size))
+
+
+def _make_c(kind, secret):
+    """A new stored value made by libcrypt, or None where it cannot."""
+    rounds = '' if SHA_CRYPT_ROUNDS == 5000 else \
+        'rounds=%d$' % SHA_CRYPT_ROUNDS
+    setting = {
+        # bcrypt's base64 of 16 random bytes: the 22nd character holds
+        # only 2 bits, so it is one of . O e u
+        'bcrypt': '$2b$%02d$%s%s' % (BCRYPT_COST, _salt(21, _BCRYPT64),
+                                     secrets.choice('.Oeu')),
+        'sha512': '$6$' + rounds + _salt(16),
+        'sha256': '$5$' + rounds + _salt(16),
+        'crypt': _salt(2)}.get(kind)
+    if setting is None or kind not in LIBCRYPT_METHODS:
+        return None
+    out = _crypt(secret, setting.encode('ascii'))
+    return out.decode('ascii') if out else None
 
 
 def make(kind, user, password, realm=''):
@@ -171,19 +313,28 @@ def make(kind, user, password, realm=''):
         return '%s:%s' % (realm, htdigest(user, realm, password))
     if kind == 'sha':
         return _sha(password)
+    if kind not in SCHEMES:
+        raise ValueError('unknown hash scheme %r (one of %s)'
+                         % (kind, ', '.join(SCHEMES)))
+    if kind == 'bcrypt' and len(secret) > BCRYPT_MAX_BYTES:
+        raise ValueError('bcrypt takes at most %d bytes and no NUL'
+                         % BCRYPT_MAX_BYTES)
+    if b'\0' in secret:
+        raise ValueError('a %s password cannot contain NUL' % kind)
+    return _make_c(kind, secret) or _make_python(kind, password, secret)
+
+
+def _make_python(kind, password, secret):
     if kind == 'bcrypt':
-        if len(secret) > BCRYPT_MAX_BYTES or b'\0' in secret:
-            raise ValueError('bcrypt takes at most %d bytes and no NUL'
-                             % BCRYPT_MAX_BYTES)
+        import bcrypt
         return bcrypt.hashpw(secret, bcrypt.gensalt(BCRYPT_COST)) \
                      .decode('ascii')
+    from passlib.hash import (apr_md5_crypt, des_crypt, sha256_crypt,
+                              sha512_crypt)
     if kind == 'md5':
         return apr_md5_crypt.hash(password)
     if kind == 'sha256':
         return sha256_crypt.using(rounds=SHA_CRYPT_ROUNDS).hash(password)
     if kind == 'sha512':
         return sha512_crypt.using(rounds=SHA_CRYPT_ROUNDS).hash(password)
-    if kind == 'crypt':
-        return des_crypt.hash(password)
-    raise ValueError('unknown hash scheme %r (one of %s)'
-                     % (kind, ', '.join(SCHEMES)))
+    return des_crypt.hash(password)

@@ -1,0 +1,135 @@
+"""Other Python applications in sub-interpreters of the same Apache.
+
+Apache often hosts several WSGI applications, each in its own
+sub-interpreter. Here, in one Apache with several child processes, the
+neighbours are loaded FIRST in every child: a two-line check_password in
+application-group=neighbour and a WSGI application in its own group that
+imports bcrypt (a PyO3 extension, which can live in one interpreter of a
+process only). Then our auth script answers concurrent logins from
+%{GLOBAL} and from a sub-interpreter of its own: every answer must be the
+right 200 or 401 -- never a 500 -- and the error log must show no
+ImportError or traceback.
+"""
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from trac.env import Environment
+
+from harness import (Apache, auth_location, auth_script, basic_get, hammer,
+                     make_env, open_up, public_dir)
+from users import USERS, populate
+
+NEIGHBOUR_AUTH = '''def check_password(environ, user, password):
+    return password == 'neighbour-pw'
+'''
+
+NEIGHBOUR_APP = '''try:
+    import bcrypt
+    LOADED = b'bcrypt ' + bcrypt.__version__.encode('ascii')
+except ImportError as e:
+    LOADED = b'no bcrypt'
+
+
+def application(environ, start_response):
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [LOADED]
+'''
+
+#: several children (each its own Python), a few threads each, none
+#: stopped or started while the test runs
+CHILDREN = """
+StartServers 3
+ServerLimit 3
+ThreadsPerChild 8
+MaxRequestWorkers 24
+MinSpareThreads 24
+MaxSpareThreads 24
+MaxConnectionsPerChild 0
+"""
+
+NEIGHBOURS = '''
+WSGIScriptAlias /pyo3 "{app}" application-group=pyo3app
+<Location /neighbour>
+    AuthType Basic
+    AuthName "neighbour"
+    AuthBasicProvider wsgi
+    WSGIAuthUserScript "{auth}" application-group=neighbour
+    Require valid-user
+</Location>
+'''
+
+#: users whose right password is cheap to check after the first time
+#: (bcrypt and the SHA-crypts are cached per process once verified)
+RIGHT = [(name, password) for name, (password, _) in USERS.items()
+         if name not in ('carol', 'eve', 'frank')]
+
+
+@pytest.fixture(scope='module', params=['plain', 'pyo3'])
+def apache(request):
+    parent = public_dir()
+    env_path = make_env(parent)
+    env = Environment(env_path)
+    populate(env)
+    env.shutdown()
+    ours = auth_script(os.path.join(parent, 'auth.wsgi'), env_path)
+    names = {'auth': 'neighbour-auth.wsgi', 'app': 'neighbour-app.wsgi'}
+    for key, text in (('auth', NEIGHBOUR_AUTH), ('app', NEIGHBOUR_APP)):
+        names[key] = os.path.join(parent, names[key])
+        with open(names[key], 'w') as f:
+            f.write(text)
+    with open(os.path.join(parent, 'index.html'), 'w') as f:
+        f.write('ok')
+    open_up(parent)
+    aliases = ''.join('Alias /%s "%s"\n' % (url, parent)
+                      for url in ('global', 'sub', 'neighbour'))
+    neighbours = NEIGHBOURS.format(**names)
+    if request.param == 'plain':    # only the two-line check_password
+        neighbours = neighbours.split('\n', 2)[2]
+    body = (CHILDREN + aliases + neighbours
+            + auth_location('/global', ours)
+            + auth_location('/sub', ours).replace('%{GLOBAL}', 'tracauth'))
+    server = Apache(body).start()
+    server.neighbours = request.param
+    yield server
+    server.stop()
+
+
+def _neighbours_first(server, rounds=240):
+    """Hit both neighbours from many connections at once, so that in
+    every child and thread they are loaded before our script."""
+    cases = [('/neighbour/index.html', 'x', 'neighbour-pw'),
+             ('/neighbour/index.html', 'x', 'wrong')] * (rounds // 2)
+    if server.neighbours == 'pyo3':
+        cases += [('/pyo3/', None, None)] * (rounds // 2)
+    with ThreadPoolExecutor(24) as pool:
+        return list(pool.map(lambda c: basic_get(server.port, *c), cases))
+
+
+def _login_cases(rounds):
+    cases, expected = [], []
+    for i in range(rounds):
+        name, password = RIGHT[i % len(RIGHT)]
+        where = ('/global/index.html', '/sub/index.html')[i % 2]
+        wrong = i % 10 == 9     # a wrong password now and then
+        cases.append((where, name, password + '!' * wrong))
+        expected.append(401 if wrong and name != 'BOB' else 200)
+    return cases, expected
+
+
+def test_logins_unharmed_by_neighbours_in_sub_interpreters(apache):
+    first = _neighbours_first(apache)
+    assert {status for status, _ in first} <= {200, 401}
+    cases, expected = _login_cases(480)
+    statuses = hammer(apache.port, cases, concurrency=24)
+    wrong = [(case[0], case[1], got, want) for case, got, want
+             in zip(cases, statuses, expected, strict=True)
+             if got != want]
+    log = apache.error_log()
+    where = {url: sum(1 for w in wrong if w[0] == url)
+             for url in ('/global/index.html', '/sub/index.html')}
+    assert not wrong, '%d of %d wrong (%s), e.g. %s\n%s' % (
+        len(wrong), len(cases), where, wrong[:3], log[-3000:])
+    for word in ('ImportError', 'Traceback', 'PyO3', 'subinterpreters'):
+        assert word not in log, log[-3000:]
