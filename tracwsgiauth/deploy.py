@@ -242,16 +242,21 @@ apt-get install apache2 apache2-dev first), then deploy again."""
 def express_command():
     """The shell words that run mod_wsgi-express with this Python, or ''
     when mod_wsgi is not installed for it."""
+    if not _importable('mod_wsgi'):
+        return ''
     beside = os.path.join(os.path.dirname(sys.executable), 'mod_wsgi-express')
     if os.access(beside, os.X_OK):
         return shlex.quote(beside)
-    try:
-        found = importlib.util.find_spec('mod_wsgi.express.cli')
-    except ImportError:
-        found = None
-    if found:
+    if _importable('mod_wsgi.express.cli'):   # mod_wsgi 6
         return '%s -m mod_wsgi.express.cli' % shlex.quote(sys.executable)
-    return ''
+    return 'mod_wsgi-express'
+
+
+def _importable(name):
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError, AttributeError):
+        return False
 
 
 def write_files(env, target, settings, reflect_user=False):
