@@ -15,22 +15,19 @@ rm -rf "$demo"
 mkdir -p "$demo"
 chmod 755 "$demo"
 "$admin" "$demo/env" initenv "tracwsgiauth demo" sqlite:db/trac.db >/dev/null
-cat >> "$demo/env/conf/trac.ini" <<'INI'
-
-[components]
-tracwsgiauth.* = enabled
-trac.env.environmentadmin = disabled
-INI
+"$admin" "$demo/env" config set components 'tracwsgiauth.*' enabled
+"$admin" "$demo/env" config set components trac.env.environmentadmin disabled
 echo demo-password | "$admin" "$demo/env" wsgiauth passwd demo
 "$admin" "$demo/env" permission add demo developers
 "$admin" "$demo/env" permission add developers TRAC_ADMIN
-"$admin" "$demo/env" deploy "$demo/deploy" --url=/ >/dev/null
-# Apache's processes run as nobody when we are root: let them read and
-# write the environment (sessions).
-chmod -R a+rwX "$demo"
+"$admin" "$demo/env" deploy "$demo/deploy" >/dev/null
+# As root, the express script runs Apache as the environment's owner:
+# give the environment (which Trac writes: sessions) to nobody. Not as
+# root, Apache runs as us and nothing needs changing.
+if [ "$(id -u)" = 0 ]; then
+    chown -R nobody:nogroup "$demo/env"
+fi
 
-extra=(--locale C.UTF-8 --startup-timeout 15 --request-timeout 30)
-[ "$(id -u)" = 0 ] && extra+=(--user nobody --group nogroup)
 cat <<MSG
 
   Trac demo:   http://127.0.0.1:$port/login
@@ -42,4 +39,5 @@ cat <<MSG
   Stop with Ctrl-C.
 
 MSG
-PORT=$port exec "$demo/deploy/apache/mod_wsgi-express" "${extra[@]}"
+PORT=$port exec "$demo/deploy/apache/mod_wsgi-express" \
+    --startup-timeout 15 --request-timeout 30

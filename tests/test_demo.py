@@ -13,6 +13,17 @@ from harness import CURL, curl, free_port, public_dir, require
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def world_writable(top):
+    """Files and folders under `top` that anyone may write to."""
+    found = []
+    for root, dirs, files in os.walk(top):
+        for name in dirs + files:
+            path = os.path.join(root, name)
+            if not os.path.islink(path) and os.stat(path).st_mode & 0o002:
+                found.append(path)
+    return found
+
+
 def test_demo_serves_trac_with_apache_auth():
     require(CURL, 'curl')
     port = free_port()
@@ -41,6 +52,7 @@ def test_demo_serves_trac_with_apache_auth():
         assert curl(url + '/login')[0] == 401
         assert curl(url + '/chrome/common/css/trac.css', 'demo',
                     'demo-password')[0] == 200
+        assert world_writable(demo) == []
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
