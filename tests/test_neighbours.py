@@ -115,6 +115,9 @@ def _login_cases(rounds):
         wrong = i % 10 == 9     # a wrong password now and then
         cases.append((where, name, password + '!' * wrong))
         expected.append(401 if wrong and name != 'BOB' else 200)
+        if i % 40 == 0:         # an unknown user costs a dummy bcrypt
+            cases.append((where, 'nobody%d' % i, password))
+            expected.append(401)
     return cases, expected
 
 
@@ -133,3 +136,14 @@ def test_logins_unharmed_by_neighbours_in_sub_interpreters(apache):
         len(wrong), len(cases), where, wrong[:3], log[-3000:])
     for word in ('ImportError', 'Traceback', 'PyO3', 'subinterpreters'):
         assert word not in log, log[-3000:]
+
+
+@pytest.mark.parametrize('apache', ['pyo3'], indirect=True)
+def test_pyo3_neighbour_keeps_its_bcrypt(apache):
+    """We never import bcrypt in Apache, so a neighbour that does still
+    can, in every child, also after our logins."""
+    with ThreadPoolExecutor(24) as pool:
+        answers = list(pool.map(lambda _: basic_get(apache.port, '/pyo3/'),
+                                range(96)))
+    assert {status for status, _ in answers} == {200}
+    assert all(body.startswith(b'bcrypt ') for _, body in answers), answers
