@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what tracwsgiauth's demo and tests need on a Debian machine:
-# Apache httpd (+ apxs for mod_wsgi), htpasswd and ab, curl, the PostgreSQL
+# Apache httpd (+ apxs for mod_wsgi), htpasswd and ab, curl, Subversion and
+# mod_dav_svn, git, the PostgreSQL
 # server and PgBouncer (the tests start throwaway ones), and a virtualenv
 # with Trac, this package and its test dependencies.
 # Prints the virtualenv's path on its last line.
@@ -13,10 +14,11 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 
 need=()
 for cmd in apache2:apache2 apxs:apache2-dev htpasswd:apache2-utils curl:curl \
-           pg_config:libpq-dev; do
+           pg_config:libpq-dev svnadmin:subversion git:git; do
     command -v "${cmd%%:*}" >/dev/null 2>&1 || [ -x "/usr/sbin/${cmd%%:*}" ] \
         || [ -x "/usr/bin/${cmd%%:*}" ] || need+=("${cmd#*:}")
 done
+[ -e /usr/lib/apache2/modules/mod_dav_svn.so ] || need+=(libapache2-mod-svn)
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
 command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] \
     || need+=(pgbouncer)
@@ -40,7 +42,7 @@ else
 fi
 [ -x "$venv/bin/python" ] || /usr/bin/python3 -m venv "$venv" >&2
 "$venv/bin/pip" install -q --upgrade pip >&2
-"$venv/bin/pip" install -q "$here[test,postgres]" >&2
+"$venv/bin/pip" install -q "$here[test,postgres,apache]" >&2
 # always this checkout's code, even when the version number did not change
 "$venv/bin/pip" install -q --no-deps --force-reinstall "$here" >&2
 chmod -R a+rX "$venv"

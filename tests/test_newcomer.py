@@ -132,9 +132,10 @@ def enable_and_deploy(me):
     return env_path, os.path.join(target, 'apache', 'mod_wsgi-express')
 
 
-def start(me, express, port):
+def start(me, express, port, *options):
     env = dict(me.env, PORT=str(port))
-    return subprocess.Popen(me.command(['sh', express]), env=env,
+    return subprocess.Popen(me.command(['sh', express] + list(options)),
+                            env=env,
                             cwd=me.base, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, start_new_session=True)
 
