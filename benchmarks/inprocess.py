@@ -75,6 +75,60 @@ def unknown_against_wrong(stored, default, n):
     return stored, default, count, wrong[0], unknown[0]
 
 
+def session_rows(path, n):
+    """What a page request logged in by Trac's cookie costs: our check
+    that the session's user may still log in, beside Trac's own serving
+    of a wiki page with that cookie (in-process, no HTTP)."""
+    from trac.web.main import dispatch_request
+    from tracwsgiauth.modwsgi import provider_for
+    from tracwsgiauth.serve import serving
+    env = Environment(path)
+    env.db_transaction("INSERT INTO auth_cookie VALUES "
+                       "('c0ffee', 'htdigest', '127.0.0.1', 0)")
+    env.shutdown()
+    provider = provider_for(path)
+    environ = {'wsgi.errors': sys.stderr}
+    check = timed(lambda: provider.end_refused_session(environ, 'c0ffee'), n)
+
+    def page(app):
+        environ = {'REQUEST_METHOD': 'GET', 'PATH_INFO': '/wiki/WikiStart',
+                   'SERVER_NAME': '127.0.0.1', 'SERVER_PORT': '80',
+                   'wsgi.url_scheme': 'http', 'SCRIPT_NAME': '',
+                   'HTTP_COOKIE': 'trac_auth=c0ffee', 'trac.env_path': path,
+                   'wsgi.errors': sys.stderr, 'wsgi.input': None,
+                   'wsgi.run_once': False, 'wsgi.multithread': True,
+                   'wsgi.multiprocess': True}
+        written = []
+        returned = app(environ, lambda status, headers, exc=None:
+                       written.append)
+        return b''.join(written) + b''.join(returned)
+    assert b'logged in as' in page(serving(path))   # the cookie counts
+    count = max(50, n // 10)
+    ours, trac = timed_together([lambda: page(serving(path)),
+                                 lambda: page(dispatch_request)], count)
+    return [('session check of a cookie (user in good standing)', n,
+             check, None),
+            ('Trac wiki page by cookie, plain Trac', count, trac, None),
+            ('Trac wiki page by cookie, through serve.py', count, ours,
+             trac)]
+
+
+def timed_together(fns, n):
+    """(median, p99) µs of each of `fns`, called in turn `n` times, so
+    that what else the machine does weighs on all of them alike."""
+    samples = [[] for _ in fns]
+    for _ in range(n + 5):
+        for fn, got in zip(fns, samples, strict=True):
+            t = time.perf_counter()
+            fn()
+            got.append((time.perf_counter() - t) * 1e6)
+    results = []
+    for got in samples:
+        got = sorted(got[5:])
+        results.append((statistics.median(got), got[int(len(got) * .99) - 1]))
+    return results
+
+
 def main(n=2000, out=None):
     out = out or os.path.join(os.path.dirname(__file__),
                               'results-inprocess.md')
@@ -112,6 +166,7 @@ def main(n=2000, out=None):
         rows.append(('check_password, %s, cached' % kind, n, cached, floor))
     rows.append(('groups_for_user', n,
                  timed(lambda: groups(environ, 'htdigest'), n), None))
+    rows += session_rows(paths[0], n)
     timing = [unknown_against_wrong(stored, default, n)
               for stored, default in TIMING_CASES]
     lines = [

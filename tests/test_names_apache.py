@@ -3,11 +3,7 @@ Apache's access log see it, through a real Apache: for every form the
 name rule accepts, UTF-8 and Latin-1 clients, domains, realms and case
 folding, with ASCII and non-ASCII names."""
 
-import base64
-import html
-import http.client
 import os
-import re
 import time
 
 import pytest
@@ -15,6 +11,7 @@ from trac.env import Environment
 
 from harness import Apache, make_env, open_up, public_dir, trac_admin
 from tracwsgiauth import hashes
+from trac_pages import get, trac_login, trac_shows
 
 SCRIPT = '''
 from tracwsgiauth.modwsgi import for_environment
@@ -102,38 +99,8 @@ def apache():
     server.stop()
 
 
-def _get(apache, path, user=None, password=None, cookie=None):
-    """(status, body as UTF-8, Set-Cookie) of a GET with Basic credentials
-    given as raw bytes, the way a client of that encoding sends them."""
-    conn = http.client.HTTPConnection('127.0.0.1', apache.port, timeout=20)
-    headers = {}
-    if user is not None:
-        token = base64.b64encode(user + b':' + password).decode('ascii')
-        headers['Authorization'] = 'Basic ' + token
-    if cookie:
-        headers['Cookie'] = cookie
-    try:
-        conn.request('GET', path, headers=headers)
-        response = conn.getresponse()
-        body = response.read().decode('utf-8', 'replace')
-        return response.status, body, response.getheader('Set-Cookie')
-    finally:
-        conn.close()
-
-
-def trac_shows(apache, path, cookie):
-    """The user a Trac page says is logged in, or None."""
-    status, body, _ = _get(apache, path, cookie=cookie)
-    assert status == 200, body[:500]
-    found = re.search(r'logged in as\s*(?:<[^>]*>\s*)*([^<]+?)\s*<', body)
-    return html.unescape(found.group(1)) if found else None
-
-
-def trac_login(apache, prefix, user, password):
-    """Log in to Trac at `prefix` through Apache; Trac's auth cookie."""
-    status, body, cookie = _get(apache, prefix + '/login', user, password)
-    assert status == 302, (status, body[:500])
-    return cookie.split(';')[0]
+def _get(apache, path, user, password):
+    return get(apache.port, path, user, password)
 
 
 #: (environment, name as sent, Trac name)
@@ -185,9 +152,9 @@ def test_application_and_group_check_see_the_trac_name(
     case for case in CASES if case[0] != 'plain'])
 def test_trac_shows_the_trac_name(apache, env, sent, name, encoding):
     prefix = '/trac-' + env
-    cookie = trac_login(apache, prefix, sent.encode(encoding),
+    cookie = trac_login(apache.port, prefix, sent.encode(encoding),
                         USERS[name].encode(encoding))
-    assert trac_shows(apache, prefix + '/wiki', cookie) == name
+    assert trac_shows(apache.port, prefix + '/wiki', cookie) == name
 
 
 def test_access_log_records_the_trac_name(apache):

@@ -181,6 +181,28 @@ class AuthStore(Component):
                (name,))
         return found
 
+    def end_sessions(self, name, cookie=None):
+        """End a user's Trac sessions (its `auth_cookie` rows), or only
+        the one of `cookie`; how many there were."""
+        where, args = "name=%s", (name,)
+        if cookie is not None:
+            where, args = "name=%s AND cookie=%s", (name, cookie)
+        with self.env.db_transaction as db:
+            self._check_schema(db)
+            count = len(db("SELECT 1 FROM auth_cookie WHERE " + where, args))
+            db("DELETE FROM auth_cookie WHERE " + where, args)
+        return count
+
+    def session_user(self, cookie):
+        """The user a Trac auth cookie logs in, or None."""
+        sql = "SELECT name FROM auth_cookie WHERE cookie=%s"
+        if self._sqlite is not None:
+            rows = self._sqlite.rows(sql.replace('%s', '?'), (cookie,))
+        else:
+            with self._reading() as db:
+                rows = db(sql, (cookie,))
+        return rows[0][0] if rows else None
+
     # -- groups
 
     def groups(self, name):

@@ -57,7 +57,9 @@ class WsgiAuthAdmin(Component):
                by [wsgiauth] hash_scheme.""",
                None, self._do_passwd)
         yield ('wsgiauth remove', '<user>',
-               "Remove a user's password",
+               """Remove a user's password
+
+               Also ends the user's Trac sessions (logged in by cookie).""",
                None, self._do_remove)
         yield ('wsgiauth check', '<user>',
                """Check a password as Apache would
@@ -101,7 +103,9 @@ class WsgiAuthAdmin(Component):
         name = self._name(user)
         if not self._store.delete_password(name):
             raise AdminCommandError('%s has no password.' % name)
-        printout('Password removed for %s.' % name)
+        ended = self._store.end_sessions(name)
+        printout('Password removed for %s; %d Trac session(s) ended.'
+                 % (name, ended))
 
     def _do_check(self, user):
         name = self._name(user)

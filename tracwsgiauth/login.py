@@ -224,12 +224,22 @@ class Login(object):
         except Refused as e:
             return str(e)
 
-    def check_state(self, attrs):
+    def session_refusal(self, name):
+        """Why a Trac session of `name` must end, or None. A user with no
+        password here (authenticated by another provider: SSPI,
+        Kerberos) is refused only while locked or not approved."""
+        attrs = self._read(name)
+        try:
+            self.check_state(attrs, email='password' in attrs)
+        except Refused as e:
+            return str(e)
+
+    def check_state(self, attrs, email=True):
         """Raise `Refused` when the account state forbids a login."""
         if attrs.get('approval'):
             raise Refused('account approval %s' % attrs['approval'][:40])
-        if attrs.get('email_verification_token') is not None and \
-                self.settings.verify_email:
+        if email and attrs.get('email_verification_token') is not None \
+                and self.settings.verify_email:
             raise Refused('e-mail address not verified')
         if self.settings.lock.locked(attrs, time.time()):
             raise Refused('account locked after failed logins')

@@ -33,10 +33,23 @@ class NotEnabled(Exception):
     """The environment does not enable tracwsgiauth."""
 
 
+_providers = {}
+
+
+def provider_for(env_path):
+    """The one provider of this process for the environment at
+    `env_path`: the auth entry points and the served application (see
+    `serve`) read the same rules from the same trac.ini snapshot."""
+    provider = _providers.get(env_path)
+    if provider is None:
+        provider = _providers.setdefault(env_path, _Provider(env_path))
+    return provider
+
+
 def for_environment(env_path):
     """The four mod_wsgi auth entry points for the environment at
     `env_path`."""
-    provider = _Provider(env_path)
+    provider = provider_for(env_path)
     return EntryPoints(provider.check_password, provider.get_realm_hash,
                        provider.groups_for_user, provider.allow_access)
 
@@ -115,6 +128,26 @@ class _Provider(object):
         if stream is not None:
             stream.write(message + '\n')
             stream.flush()
+
+    def trac_name(self, user):
+        """The Trac user name for a REMOTE_USER that any Apache module
+        set, by the rule `check_password` applies; None to refuse it."""
+        return self._current().rules.canonical(from_wire(user))
+
+    def end_refused_session(self, environ, cookie):
+        """End the Trac session of an auth cookie whose user may no longer
+        log in (removed, locked, not approved); whether it ended."""
+        loaded = self._current()
+        name = loaded.store.session_user(cookie)
+        if name is None:
+            return False
+        why = loaded.rules.session_refusal(name)
+        if why is None:
+            return False
+        loaded.store.end_sessions(name, cookie)
+        loaded.store.log.info('tracwsgiauth: ended the session of %r: %s',
+                              name, why)
+        return True
 
     def check_password(self, environ, user, password):
         """None: no such user; False: refused; True or the canonical

@@ -1,21 +1,64 @@
 """The WSGI application of a deployed trac.wsgi: Trac, bound to one
-environment, seeing the same canonical user names as the auth provider."""
+environment, seeing the same canonical user names as the auth provider,
+and no session of a user who may no longer log in."""
 
 from trac.core import Component, implements
-from trac.env import open_environment
-from trac.web.api import IRequestFilter
+from trac.web.api import Cookie, IRequestFilter
 from trac.web.main import dispatch_request
 
-from .accounts import AuthStore
-from .names import from_wire
+from .modwsgi import provider_for
 
 #: Where a request keeps Trac's user name for the response headers.
 AUTHNAME_KEY = 'tracwsgiauth.authname'
+
+#: Trac's auth cookie (trac.web.auth.LoginModule)
+AUTH_COOKIE = 'trac_auth'
 
 
 def _forbidden(start_response, text):
     start_response('403 Forbidden', [('Content-Type', 'text/plain')])
     return [text.encode('utf-8')]
+
+
+def _cookies(environ):
+    """The request's cookies, parsed exactly as Trac parses them."""
+    cookies = Cookie()
+    header = environ.get('HTTP_COOKIE')
+    if header:
+        cookies.load(header, ignore_parse_errors=True)
+    return cookies
+
+
+def _screen_session(provider, environ):
+    """End the Trac session of a user who may no longer log in, so that
+    Trac serves the request anonymously (and expires the cookie); when
+    that cannot be told, drop the cookie from this request."""
+    cookies = _cookies(environ)
+    morsel = cookies.get(AUTH_COOKIE)
+    if morsel is None:
+        return
+    try:
+        provider.end_refused_session(environ, morsel.value)
+    except Exception as e:
+        provider._fail(environ, 'session', e)
+        environ['HTTP_COOKIE'] = '; '.join(
+            '%s=%s' % (key, value.coded_value)
+            for key, value in cookies.items()
+            if key != AUTH_COOKIE and value is not None)
+
+
+def _rename_user(provider, environ):
+    """Rewrite REMOTE_USER with the name rule; False to refuse it."""
+    try:
+        name = provider.trac_name(environ['REMOTE_USER'])
+    except Exception:
+        # fail closed; Trac's own dispatcher reports the error
+        del environ['REMOTE_USER']
+        return True
+    if name is None:
+        return False
+    environ['REMOTE_USER'] = name
+    return True
 
 
 def serving(env_path, reflect_user=False):
@@ -24,29 +67,26 @@ def serving(env_path, reflect_user=False):
     * ``environ['trac.env_path']`` is set for every request, so several
       scripts in one process never serve each other's environment;
     * ``REMOTE_USER``, whoever authenticated it, is rewritten with the
-      user-name rule of the auth provider (``CORP\\alice`` -> ``alice``);
+      user-name rule of the auth provider (``CORP\\\\alice`` -> ``alice``);
       a name the rule refuses gets 403;
+    * a Trac session (auth cookie) of a user who may no longer log in
+      -- password removed, locked, not approved -- ends at the next
+      request, which Trac then serves anonymously;
     * with `reflect_user`, responses to requests Trac considers logged in
       carry ``X-Remote-User``/``X-Auth-Type`` headers for Apache's access
       log (the Apache configuration must strip them, see contrib/).
     """
+    provider = provider_for(env_path)
+
     def application(environ, start_response):
         environ.pop('trac.env_parent_dir', None)
         environ['trac.env_path'] = env_path
-        user = environ.get('REMOTE_USER')
-        if user:
-            try:
-                env = open_environment(env_path, use_cache=True)
-                name = env[AuthStore].canonical(from_wire(user))
-            except Exception:
-                # fail closed; Trac's own dispatcher reports the error
-                name = None
-                del environ['REMOTE_USER']
-            else:
-                if name is None:
-                    return _forbidden(start_response,
-                                      'This user name is not accepted.\n')
-                environ['REMOTE_USER'] = name
+        if environ.get('REMOTE_USER'):
+            if not _rename_user(provider, environ):
+                return _forbidden(start_response,
+                                  'This user name is not accepted.\n')
+        else:
+            _screen_session(provider, environ)
         if not reflect_user:
             return dispatch_request(environ, start_response)
 
