@@ -255,7 +255,7 @@ def _python(method):
         if method not in _python_handlers:
             try:
                 _python_handlers[method] = _import(method)
-            except ImportError as e:
+            except Exception as e:  # noqa: BLE001 -- any failed import
                 _python_handlers[method] = None
                 sys.stderr.write(
                     'tracwsgiauth: %s hashes cannot be checked in this Python '
@@ -326,15 +326,10 @@ def make(kind, user, password, realm=''):
 
 def _make_python(kind, password, secret):
     if kind == 'bcrypt':
-        import bcrypt
+        bcrypt = _import('bcrypt')
         return bcrypt.hashpw(secret, bcrypt.gensalt(BCRYPT_COST)) \
                      .decode('ascii')
-    from passlib.hash import (apr_md5_crypt, des_crypt, sha256_crypt,
-                              sha512_crypt)
-    if kind == 'md5':
-        return apr_md5_crypt.hash(password)
-    if kind == 'sha256':
-        return sha256_crypt.using(rounds=SHA_CRYPT_ROUNDS).hash(password)
-    if kind == 'sha512':
-        return sha512_crypt.using(rounds=SHA_CRYPT_ROUNDS).hash(password)
-    return des_crypt.hash(password)
+    handler = _import({'md5': 'apr1'}.get(kind, kind))
+    if kind in ('sha256', 'sha512'):
+        handler = handler.using(rounds=SHA_CRYPT_ROUNDS)
+    return handler.hash(password)
