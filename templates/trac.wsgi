@@ -7,18 +7,21 @@
 {##}#   WSGIAuthGroupScript ${script_path_comment}  (groups_for_user)
 {##}# and WSGIAccessScript (allow_access). See ../apache/trac.conf.
 ENV_PATH = ${pyrepr(env_path)}
-{% if non_pooled %}
 
-{##}# [wsgiauth] postgres_pooling is off: one PostgreSQL connection per
-{##}# query, so many environments in many Apache processes do not hold
-{##}# the server's connections open.
-from trac.db.postgres_backend import PostgreSQLConnection
-PostgreSQLConnection.poolable = False
+{##}# Apache's child processes load this file as auth script and import no
+{##}# Trac module; the daemon process that serves Trac preloads it and also
+{##}# answers the children's group questions (tracwsgiauth.policy).
+from tracwsgiauth.modwsgi import application_for, for_environment
+
+{% if non_pooled %}
+{##}# deployed with --no-pooling: one PostgreSQL connection per query, in
+{##}# Apache's children and in Trac's process, whatever trac.ini says.
+POOLED = False
+{% else %}
+POOLED = True    # as [wsgiauth] postgres_pooling says
 {% endif %}
 
-from tracwsgiauth.modwsgi import for_environment
-from tracwsgiauth.serve import serving
-
 check_password, get_realm_hash, groups_for_user, allow_access = \
-    for_environment(ENV_PATH)
-application = serving(ENV_PATH, reflect_user=${reflect_user})
+    for_environment(ENV_PATH, pooled=POOLED)
+application = application_for(ENV_PATH, reflect_user=${reflect_user},
+                              pooled=POOLED)

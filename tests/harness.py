@@ -159,7 +159,12 @@ class Apache(object):
     #: look through their error logs
     roots = []
 
-    def __init__(self, body):
+    def __init__(self, body, policy=True):
+        """`policy`: give every group script of `body` that no
+        ``WSGIImportScript`` preloads a daemon process that does (where
+        it answers the children's group questions), as a site must."""
+        if policy:
+            body += policy_daemons(body)
         require(APACHE, 'Apache httpd (apt-get install apache2)')
         require(os.path.exists(MOD_WSGI_EXPRESS), 'mod_wsgi (pip install)')
         require(CURL, 'curl')
@@ -306,3 +311,20 @@ def auth_location(url, script, group=None, kind='Basic'):
     else:
         lines.append('    Require valid-user')
     return '\n'.join(lines + ['</Location>', ''])
+
+
+def policy_daemons(body):
+    """Apache lines for a mod_wsgi daemon process per group script of
+    `body` that no ``WSGIImportScript`` preloads yet: preloaded, the
+    script answers the children's group questions."""
+    import re
+    scripts = re.findall(r'WSGIAuthGroupScript\s+"([^"]+)"', body)
+    loaded = set(re.findall(r'WSGIImportScript\s+"([^"]+)"', body))
+    lines = []
+    for number, script in enumerate(sorted(set(scripts) - loaded)):
+        name = 'policy-%d' % number
+        lines += ['WSGIDaemonProcess %s threads=4 display-name=%%{GROUP}'
+                  % name,
+                  'WSGIImportScript "%s" process-group=%s '
+                  'application-group=%%{GLOBAL}' % (script, name)]
+    return '\n' + '\n'.join(lines) + '\n'

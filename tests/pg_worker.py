@@ -19,6 +19,8 @@ def main(env_path, threads, count, pooled, mine, others):
         from trac.db.postgres_backend import PostgreSQLConnection
         PostgreSQLConnection.poolable = False
     from tracwsgiauth.modwsgi import for_environment
+    from tracwsgiauth.serve import answer_policy
+    answer_policy(env_path)     # group checks, as Trac's process answers
     check, _, groups_for_user, _ = for_environment(env_path)
     errors = open('/dev/null', 'w')
     environ = {'wsgi.errors': errors}

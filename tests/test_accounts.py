@@ -12,10 +12,18 @@ from trac.perm import PermissionSystem
 from harness import make_env, public_dir
 from pg import make_pg_env
 from tracwsgiauth import hashes
-from tracwsgiauth.accounts import AuthStore, Refused
+from tracwsgiauth.accounts import AuthStore
+from tracwsgiauth.login import Refused
+from tracwsgiauth.modwsgi import rules_for
 from users import REALM, USERS, populate
 
 _numbers = itertools.count()
+
+
+def rules(store):
+    """The rules check_password decides with, from trac.ini as the
+    environment holds it now (with what a test set in memory)."""
+    return rules_for(store.env.path, store.config).login
 
 
 @pytest.fixture(params=['sqlite', 'postgres', 'postgres-schema'])
@@ -46,7 +54,7 @@ def test_every_user_with_the_right_password(store):
     accepted = {}
     for name, (password, _) in USERS.items():
         try:
-            accepted[name] = store.authenticate(name, password)
+            accepted[name] = rules(store).authenticate(name, password)
         except Refused as e:
             accepted[name] = str(e)
     assert accepted == {
@@ -58,24 +66,24 @@ def test_every_user_with_the_right_password(store):
 
 
 def test_wrong_and_unknown(store):
-    assert store.authenticate('alice', 'wrong') is False
-    assert store.authenticate('nobody', 'secret') is None
-    assert store.authenticate('developers', 'x') is None
+    assert rules(store).authenticate('alice', 'wrong') is False
+    assert rules(store).authenticate('nobody', 'secret') is None
+    assert rules(store).authenticate('developers', 'x') is None
     # a refused account with a wrong password is just wrong
-    assert store.authenticate('carol', 'wrong') is False
+    assert rules(store).authenticate('carol', 'wrong') is False
 
 
 def test_unverified_email_counts_only_while_verification_is_on(store, env):
     env.config.set('account-manager', 'verify_email', 'false')
-    assert store.authenticate('frank', 'frank-pw') is True
+    assert rules(store).authenticate('frank', 'frank-pw') is True
 
 
 def test_realm_hash(store):
-    assert store.realm_hash('dave', REALM) == hashes.htdigest(
+    assert rules(store).realm_hash('dave', REALM) == hashes.htdigest(
         'dave', REALM, 'dave:pw')
-    assert store.realm_hash('dave', 'other') is None
-    assert store.realm_hash('alice', REALM) is None      # bcrypt
-    assert store.realm_hash('nobody', REALM) is None
+    assert rules(store).realm_hash('dave', 'other') is None
+    assert rules(store).realm_hash('alice', REALM) is None      # bcrypt
+    assert rules(store).realm_hash('nobody', REALM) is None
 
 
 def test_groups(store):
@@ -103,16 +111,16 @@ def test_set_and_delete_password(store, env):
     assert stored.startswith('$6$')
     assert env.db_query("SELECT authenticated FROM session "
                         "WHERE sid='newbie'") == [(1,)]
-    assert store.authenticate('newbie', 'pw') is True
+    assert rules(store).authenticate('newbie', 'pw') is True
     assert store.delete_password('newbie') is True
     assert store.delete_password('newbie') is False
-    assert store.authenticate('newbie', 'pw') is None
+    assert rules(store).authenticate('newbie', 'pw') is None
 
 
 def test_canonical_follows_trac_ini(store, env):
-    assert store.canonical('CORP\\Alice') == 'Alice'
+    assert rules(store).canonical('CORP\\Alice') == 'Alice'
     env.config.set('trac', 'ignore_auth_case', 'true')
-    assert store.canonical('CORP\\Alice') == 'alice'
+    assert rules(store).canonical('CORP\\Alice') == 'alice'
 
 
 @pytest.mark.parametrize('address, allowed', [
@@ -121,11 +129,27 @@ def test_canonical_follows_trac_ini(store, env):
 def test_host_allowed(env, address, allowed):
     env.config.set('wsgiauth', 'allow_hosts', '127.0.0.0/8, 192.0.2.0/24')
     env.config.set('wsgiauth', 'deny_hosts', '10.0.0.0/8')
-    assert AuthStore(env).host_allowed(address) is allowed
+    assert rules_for(env.path, env.config).hosts.allowed(address) is allowed
+
+
+def test_ipv4_mapped_entries_match_the_dotted_client(env):
+    # Apache passes an IPv4 client dotted: a mapped entry never matched
+    env.config.set('wsgiauth', 'deny_hosts', '::ffff:127.0.0.1')
+    env.config.set('wsgiauth', 'allow_hosts', '::ffff:192.0.2.0/120, ::1')
+    hosts = rules_for(env.path, env.config).hosts
+    assert not hosts.allowed('127.0.0.1')
+    assert not hosts.allowed('::ffff:127.0.0.1')
+    assert hosts.allowed('192.0.2.9') and hosts.allowed('::1')
+    assert not hosts.allowed('198.51.100.1')
+    assert hosts.problems == [
+        "[wsgiauth] allow_hosts: '::ffff:192.0.2.0/120' read as "
+        "192.0.2.0/24 (Apache passes IPv4 clients dotted)",
+        "[wsgiauth] deny_hosts: '::ffff:127.0.0.1' read as 127.0.0.1/32 "
+        "(Apache passes IPv4 clients dotted)"]
 
 
 def test_no_hosts_configured_allows_all(env):
-    assert AuthStore(env).host_allowed('203.0.113.9')
+    assert rules_for(env.path, env.config).hosts.allowed('203.0.113.9')
 
 
 # --- AccountManager cross-checks (the real plugin, installed for tests)
@@ -175,7 +199,7 @@ def test_password_set_by_accountmanager_checks_with_us(am_env):
     am_env.config.set('account-manager', 'hash_method', 'HtPasswdHashMethod')
     am_env.config.set('account-manager', 'db_htpasswd_hash_type', 'sha512')
     AccountManager(am_env).set_password('zoe', 'zoe-pw')
-    assert AuthStore(am_env).authenticate('zoe', 'zoe-pw') is True
+    assert rules(AuthStore(am_env)).authenticate('zoe', 'zoe-pw') is True
 
 
 @pytest.mark.parametrize('state', [
@@ -207,7 +231,7 @@ def test_lock_state_agrees_with_accountmanager(am_env, state):
                 db("INSERT INTO session_attribute VALUES ('lou', 1, %s, %s)",
                    (name, value))
     am_says = bool(AccountGuard(am_env).user_locked('lou'))
-    assert (store.refusal('lou') is not None) == am_says
+    assert (rules(store).refusal('lou') is not None) == am_says
 
 
 def test_hostile_attributes_are_never_evaluated(env):
@@ -221,11 +245,11 @@ def test_hostile_attributes_are_never_evaluated(env):
         db("INSERT INTO session_attribute VALUES ('mal', 1, 'failed_logins', "
            "%s)", ("__import__('os').system('touch /tmp/pwned')",))
     # unreadable attempt log: locked (fail closed), nothing evaluated
-    assert store.refusal('mal') == 'account locked after failed logins'
+    assert rules(store).refusal('mal') == 'account locked after failed logins'
     with env.db_transaction as db:
         db("UPDATE session_attribute SET value='many' "
            "WHERE sid='mal' AND name='failed_logins_count'")
-    assert store.refusal('mal') == 'account locked after failed logins'
+    assert rules(store).refusal('mal') == 'account locked after failed logins'
 
 
 # --- the verified-credential cache
@@ -245,53 +269,53 @@ def counted(monkeypatch):
 
 def test_cache_skips_the_hash_for_a_repeated_credential(store, counted):
     for _ in range(3):
-        assert store.authenticate('alice', 'secret') is True
+        assert rules(store).authenticate('alice', 'secret') is True
     assert counted == ['alice']
     # failures are never remembered
     for _ in range(2):
-        assert store.authenticate('alice', 'wrong') is False
+        assert rules(store).authenticate('alice', 'wrong') is False
     assert counted == ['alice'] * 3
 
 
 def test_cache_never_outlives_a_password_change_or_a_lock(store, env):
-    assert store.authenticate('alice', 'secret') is True
+    assert rules(store).authenticate('alice', 'secret') is True
     store.set_password('alice', 'new-secret')
-    assert store.authenticate('alice', 'secret') is False
-    assert store.authenticate('alice', 'new-secret') is True
+    assert rules(store).authenticate('alice', 'secret') is False
+    assert rules(store).authenticate('alice', 'new-secret') is True
     env.db_transaction("INSERT INTO session_attribute VALUES "
                        "('alice', 1, 'approval', 'revoked')")
     with pytest.raises(Refused):
-        store.authenticate('alice', 'new-secret')
+        rules(store).authenticate('alice', 'new-secret')
     store.delete_password('alice')
-    assert store.authenticate('alice', 'new-secret') is None
+    assert rules(store).authenticate('alice', 'new-secret') is None
 
 
 def test_cache_off_ttl_and_size(store, env, counted, monkeypatch):
     env.config.set('wsgiauth', 'cache_size', '0')
-    store.authenticate('bob', 'hunter2')
-    store.authenticate('bob', 'hunter2')
+    rules(store).authenticate('bob', 'hunter2')
+    rules(store).authenticate('bob', 'hunter2')
     assert counted == ['bob', 'bob']
     env.config.set('wsgiauth', 'cache_size', '1')
-    store.authenticate('bob', 'hunter2')
-    store.authenticate('dave', 'dave:pw')     # evicts bob
-    store.authenticate('bob', 'hunter2')
+    rules(store).authenticate('bob', 'hunter2')
+    rules(store).authenticate('dave', 'dave:pw')     # evicts bob
+    rules(store).authenticate('bob', 'hunter2')
     assert counted.count('bob') == 4
     env.config.set('wsgiauth', 'cache_size', '10')
     env.config.set('wsgiauth', 'cache_ttl', '5')
     now = [1000.0]
     monkeypatch.setattr('tracwsgiauth.login.time.monotonic',
                         lambda: now[0])
-    store.authenticate('alice', 'secret')
-    store.authenticate('alice', 'secret')
+    rules(store).authenticate('alice', 'secret')
+    rules(store).authenticate('alice', 'secret')
     assert counted.count('alice') == 1
     now[0] += 6
-    store.authenticate('alice', 'secret')
+    rules(store).authenticate('alice', 'secret')
     assert counted.count('alice') == 2
 
 
 def test_cache_keeps_no_password(store):
     from tracwsgiauth.login import verified
-    store.authenticate('alice', 'secret')
+    rules(store).authenticate('alice', 'secret')
     for key in verified._entries:
         assert b'secret' not in key and len(key) == 32
 
@@ -377,7 +401,7 @@ def test_lock_decision_equals_accountguard_for_every_option_value():
             for name, value in values.items():   # undo its fix-ups
                 env.config.set('account-manager', name, value)
             try:
-                login = AuthStore(env).rules()
+                login = rules(AuthStore(env))
             except ValueError:
                 login = None
             for user, locked in am_says.items():
@@ -414,7 +438,7 @@ def test_unknown_user_verifies_a_hash_of_the_common_scheme(monkeypatch, mix,
         real = hashes.verify
         monkeypatch.setattr(hashes, 'verify', lambda stored, *args: (
             seen.append(hashes.scheme(stored)) or real(stored, *args)))
-        assert AuthStore(env).authenticate('nobody', 'pw') is None
+        assert rules(AuthStore(env)).authenticate('nobody', 'pw') is None
         assert seen == [typical]
     finally:
         env.shutdown()

@@ -256,8 +256,9 @@ def test_missing_environment_fails_closed_and_says_so(server):
     status, _ = get(server, '/app/missing', 'alice', 'secret-gone')
     assert status == 401
     log = server.error_log()
-    line = 'tracwsgiauth: login refused for environment %s: TracError' % (
-        os.path.join(os.path.dirname(server.env_path), 'gone'))
+    line = ('tracwsgiauth: login refused for environment %s: '
+            'FileNotFoundError' % os.path.join(
+                os.path.dirname(server.env_path), 'gone'))
     assert log.count(line) == 1
     assert 'Traceback' not in log
     assert 'secret-gone' not in log

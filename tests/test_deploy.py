@@ -140,9 +140,12 @@ def _script_for(env, tmp, database, **settings):
 
 
 def _run_script(script):
-    code = ('import runpy, trac.db.postgres_backend as p\n'
+    """The environment a script serves, and whether it keeps PostgreSQL
+    connections for reuse."""
+    code = ('import runpy\n'
+            'from tracwsgiauth.modwsgi import provider_for\n'
             'g = runpy.run_path(%r)\n'
-            'print(repr(g["ENV_PATH"]), p.PostgreSQLConnection.poolable)'
+            'print(repr(g["ENV_PATH"]), provider_for(g["ENV_PATH"]).pooled)'
             % script)
     return subprocess.run([sys.executable, '-c', code], capture_output=True,
                           text=True, check=True).stdout.strip()

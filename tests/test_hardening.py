@@ -17,6 +17,7 @@ from trac.env import Environment
 from harness import (Apache, auth_location, auth_script, make_env, open_up,
                      public_dir)
 from tracwsgiauth.modwsgi import for_environment
+from tracwsgiauth.serve import answer_policy
 from tracwsgiauth.names import to_wire
 from users import USERS, populate
 
@@ -63,6 +64,8 @@ def entry():
                    "VALUES (%s, 1, 'password', %s)", (name, stored))
         env.shutdown()
     open_up(parent)
+    for target in (path, folded):   # answer group checks, as Trac's
+        answer_policy(target)       # process does behind Apache
     return path, for_environment(path), for_environment(folded)
 
 

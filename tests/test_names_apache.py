@@ -76,14 +76,14 @@ def _populate(env_path, ini):
 @pytest.fixture(scope='module')
 def apache():
     parent = public_dir()
-    body = []
+    body, envs = [], {}
     for name, ini in [
             ('plain', []),
             ('strip', [('wsgiauth', 'strip_domains', 'CORP'),
                        ('wsgiauth', 'strip_realms', 'EXAMPLE.COM')]),
             ('fold', [('wsgiauth', 'strip_domains', 'CORP'),
                       ('trac', 'ignore_auth_case', 'true')])]:
-        env_path = make_env(parent, name)
+        env_path = envs[name] = make_env(parent, name)
         _populate(env_path, ini)
         script = os.path.join(parent, name + '.wsgi')
         with open(script, 'w', encoding='utf-8') as f:
@@ -95,6 +95,7 @@ def apache():
         body.append('Include "%s/apache/trac.conf"' % target)
     open_up(parent)
     server = Apache('\n'.join(body)).start()
+    server.envs = envs
     yield server
     server.stop()
 
@@ -171,3 +172,34 @@ def test_access_log_records_the_trac_name(apache):
     assert any(expected in line and '/fold/app/user' in line
                for line in lines), lines[-5:]
     assert '\\xc3\\x83' not in apache.access_log()
+
+
+def test_both_sides_follow_a_trac_ini_change_on_the_next_request(apache):
+    """check_password (Apache's child) and the REMOTE_USER that Trac's
+    process sees take the same rule from the same trac.ini."""
+    from harness import edit_ini
+    path = apache.envs['plain']
+    prefix = '/trac-plain'
+    user, password = 'CORP\\ALICE@EXAMPLE.COM', 'secret'
+    steps = [([], 401),
+             ([('wsgiauth', 'strip_domains', 'CORP')], 401),
+             ([('wsgiauth', 'strip_realms', 'EXAMPLE.COM')], 401),
+             ([('trac', 'ignore_auth_case', 'true')], 'alice'),
+             ([('wsgiauth', 'strip_realms', '')], 401),
+             ([('wsgiauth', 'strip_realms', 'example.com')], 'alice')]
+    try:
+        for changes, expected in steps:
+            for section, option, value in changes:
+                edit_ini(path, section, option, value)
+            if expected == 401:
+                assert get(apache.port, prefix + '/login', user.encode(),
+                           password.encode())[0] == 401, changes
+                continue
+            cookie = trac_login(apache.port, prefix, user, password)
+            assert trac_shows(apache.port, prefix + '/wiki', cookie) == \
+                expected, changes
+    finally:
+        for section, option in [('wsgiauth', 'strip_domains'),
+                                ('wsgiauth', 'strip_realms'),
+                                ('trac', 'ignore_auth_case')]:
+            edit_ini(path, section, option, '')

@@ -16,7 +16,8 @@ from trac.perm import PermissionSystem
 
 from harness import Apache, curl, open_up, public_dir, trac_admin
 from pg import PG_BIN, Peak, PgBouncer, make_pg_env
-from tracwsgiauth.accounts import SCHEMA_QUERY, AuthStore
+from tracwsgiauth.accounts import AuthStore
+from tracwsgiauth.pgread import SCHEMA_QUERY
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORKER = os.path.join(HERE, 'pg_worker.py')

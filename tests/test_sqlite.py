@@ -8,6 +8,7 @@ import pytest
 from trac.env import Environment
 
 from harness import make_env, public_dir
+from tracwsgiauth import tables
 from tracwsgiauth.accounts import AuthStore
 from tracwsgiauth.sqlite import SQLiteReader, _Kept
 from users import populate
@@ -96,19 +97,19 @@ def test_threads_share_a_few_connections():
 
 
 def test_account_reads_agree_with_tracs_own_connection():
-    """The fast SQLite path and Trac's DB API return the same account."""
+    """The plain sqlite3 reader and Trac's DB API return the same
+    account."""
     path = make_env(public_dir(),
                     extra_ini='\n[account-manager]\n'
                               'login_attempt_max_count = 3\n')
     env = Environment(path)
     try:
         populate(env)
-        store = AuthStore(env)
-        assert store._sqlite is not None
-        fast = {n: store._account(n) for n in ('alice', 'carol', 'eve',
-                                               'frank', 'nobody')}
-        store._sqlite = None     # Trac's own path, as on PostgreSQL
-        slow = {n: store._account(n) for n in fast}
+        reader = AuthStore(env)._reader
+        assert isinstance(reader, SQLiteReader)
+        fast = {n: tables.account(reader, n)
+                for n in ('alice', 'carol', 'eve', 'frank', 'nobody')}
+        slow = {n: dict(env.db_query(tables.ACCOUNT, (n, n))) for n in fast}
         assert fast == slow
         assert fast['carol']['known'] == '1'
         assert fast['nobody'] == {}
@@ -119,23 +120,13 @@ def test_account_reads_agree_with_tracs_own_connection():
 def test_relative_and_absolute_database_paths():
     parent = public_dir()
     path = make_env(parent)
-    env = Environment(path)
-    try:
-        reader = AuthStore(env)._sqlite
-        assert reader._uri.startswith('file:' + path)
-        assert reader._uri.endswith('/db/trac.db?mode=rw')
-    finally:
-        env.shutdown()
+    reader = tables.open_reader(path, 'sqlite:db/trac.db')
+    assert reader._uri.startswith('file:' + path)
+    assert reader._uri.endswith('/db/trac.db?mode=rw')
     elsewhere = os.path.join(parent, 'moved.db')
-    os.rename(os.path.join(path, 'db', 'trac.db'), elsewhere)
-    env = Environment(path)
-    try:
-        env.config.set('trac', 'database', 'sqlite:%s?timeout=3' % elsewhere)
-        reader = AuthStore(env)._sqlite
-        assert reader._uri == 'file:%s?mode=rw' % elsewhere
-        assert reader._timeout == 3
-    finally:
-        env.shutdown()
+    reader = tables.open_reader(path, 'sqlite:%s?timeout=3' % elsewhere)
+    assert reader._uri == 'file:%s?mode=rw' % elsewhere
+    assert reader._timeout == 3
 
 
 def test_no_more_than_keep_connections_wait():
@@ -230,13 +221,14 @@ def test_a_commit_by_trac_itself_is_seen_at_once():
     try:
         populate(env)
         store = AuthStore(env)
-        before = store._account('alice')['password']
-        assert store._account('alice')['password'] == before
+        reader = store._reader
+        before = tables.account(reader, 'alice')['password']
+        assert tables.account(reader, 'alice')['password'] == before
         store.set_password('alice', 'a new one')
-        assert store._account('alice')['password'] != before
+        assert tables.account(reader, 'alice')['password'] != before
         with env.db_transaction as db:
             db("DELETE FROM session_attribute WHERE sid='alice'")
-        assert 'password' not in store._account('alice')
+        assert 'password' not in tables.account(reader, 'alice')
     finally:
         env.shutdown()
 

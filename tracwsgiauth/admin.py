@@ -8,8 +8,11 @@ from trac.admin.api import AdminCommandError, IAdminCommandProvider
 from trac.core import Component, implements
 from trac.util.text import printout
 
-from .accounts import AuthStore, Refused, SchemaDrift
+from .accounts import AuthStore
 from .doctor import diagnose
+from .login import Refused
+from .modwsgi import provider_for
+from .pgread import SchemaDrift
 
 
 def read_password(confirm):
@@ -84,8 +87,13 @@ class WsgiAuthAdmin(Component):
     def _store(self):
         return AuthStore(self.env)
 
+    @property
+    def _login(self):
+        """The rules check_password decides with (trac.ini as it is)."""
+        return provider_for(self.env.path).login()
+
     def _name(self, user):
-        name = self._store.canonical(user)
+        name = self._login.canonical(user)
         if name is None:
             raise AdminCommandError('%r is not an acceptable user name.'
                                     % user)
@@ -110,7 +118,7 @@ class WsgiAuthAdmin(Component):
     def _do_check(self, user):
         name = self._name(user)
         try:
-            found = self._store.authenticate(name, read_password(False))
+            found = self._login.authenticate(name, read_password(False))
         except Refused as e:
             raise AdminCommandError('Refused: %s.' % e) from None
         if found is None:

@@ -29,7 +29,8 @@ from trac.env import EnvironmentAdmin
 from trac.web.chrome import ITemplateProvider
 from trac.util.text import jinja2env, printout
 
-from .accounts import SECTION, postgres_schema
+from .accounts import SECTION
+from .pgread import postgres_schema
 from .doctor import diagnose
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -267,7 +268,7 @@ def write_files(env, target, settings, reflect_user=False):
     apache_dir = os.path.join(target, 'apache')
     os.makedirs(apache_dir, mode=0o755, exist_ok=True)
     database = env.config.get('trac', 'database')
-    postgres = database.startswith('postgres')
+    postgres = postgres_schema(database) is not None
     slug = re.sub(r'\W', '', os.path.basename(env.path))[:20] or 'trac'
     data = {
         'version': __version__,

@@ -15,7 +15,7 @@ import threading
 
 from trac.db.api import DatabaseManager
 
-from .accounts import SCHEMA_QUERY, postgres_schema
+from .pgread import SCHEMA_QUERY, postgres_schema
 
 SAFE_CONFIGURATIONS = """\
 Safe configurations (see contrib/pgbouncer/README.rst):

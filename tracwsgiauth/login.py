@@ -11,100 +11,15 @@ AccountManager's lock, approval and e-mail verification rules.
 import collections
 import hmac
 import os
-import re
 import threading
 import time
 
 from . import hashes
+from .lockout import LockPolicy
 from .names import canonical_name
-
-#: AccountManager writes ``failed_logins`` as a Python repr of a list of
-#: dicts; read only the ``time`` numbers out of it, never evaluate it.
-_ATTEMPT_TIME = re.compile(r"""['"]time['"]\s*:\s*(\d{1,12})\b""")
-
-#: A lock option AccountManager cannot read either: accounts whose lock
-#: state depends on it are refused (fail closed).
-INVALID = object()
-
 
 class Refused(Exception):
     """The password is right but the account may not log in."""
-
-
-def _integer(text, default):
-    """An ``[account-manager]`` integer read as Trac's IntOption reads it
-    (empty is 0), or INVALID."""
-    if text is None:
-        return default
-    try:
-        return int(text or 0)
-    except ValueError:
-        return INVALID
-
-
-def _progression(text):
-    """``user_lock_time_progression`` as AccountGuard reads it: below 1
-    or unreadable is 1; infinite makes AccountGuard fail (INVALID)."""
-    try:
-        value = float(text if text is not None else 1)
-    except ValueError:
-        return 1
-    if value != value:          # NaN: AccountGuard falls back to 1
-        return 1
-    if value in (float('inf'), float('-inf')):
-        return INVALID
-    return max(value, 1)
-
-
-class LockPolicy(collections.namedtuple(
-        'LockPolicy', 'max_count lock_time max_time progression')):
-    """AccountManager's ``[account-manager]`` lock options, read the way
-    its AccountGuard reads them (and fixes them: ``user_lock_max_time``
-    below 1 is 86400, a negative ``login_attempt_max_count`` turns the
-    guard off)."""
-
-    @classmethod
-    def from_options(cls, get):
-        """`get(name)`: the raw text of an option, or None when unset.
-        Raises ValueError when ``login_attempt_max_count`` is not a
-        number: AccountManager then refuses every login, and so do we."""
-        max_count = _integer(get('login_attempt_max_count'), 0)
-        if max_count is INVALID:
-            raise ValueError('[account-manager] login_attempt_max_count '
-                             'is not an integer')
-        max_time = _integer(get('user_lock_max_time'), 86400)
-        if max_time is not INVALID and max_time < 1:
-            max_time = 86400
-        return cls(max_count, _integer(get('user_lock_time'), 0), max_time,
-                   _progression(get('user_lock_time_progression')))
-
-    def locked(self, attrs, now):
-        """AccountGuard.user_locked for these attributes, read-only; True
-        also where AccountGuard would fail on a value it cannot read."""
-        if self.max_count < 1 or 'failed_logins_count' not in attrs:
-            return False
-        try:
-            count = int(attrs['failed_logins_count'])
-        except ValueError:
-            return True         # unreadable: fail closed
-        if count < self.max_count or not attrs.get('known'):
-            return False        # AccountManager only locks known users
-        if self.lock_time is INVALID:
-            return True
-        if self.lock_time == 0:
-            return True         # until an administrator unlocks it
-        attempts = _ATTEMPT_TIME.findall(attrs.get('failed_logins') or '')
-        if not attempts or INVALID in (self.max_time, self.progression):
-            return True
-        return int(attempts[-1]) + self._lock_time(attrs) > now
-
-    def _lock_time(self, attrs):
-        try:
-            lock_count = int(attrs.get('lock_count') or 0)
-        except ValueError:
-            lock_count = 0
-        length = self.lock_time * self.progression ** (lock_count - 1)
-        return min(length, self.max_time)
 
 
 #: What one environment's logins need of its trac.ini.
@@ -115,6 +30,34 @@ Settings = collections.namedtuple('Settings', [
     'verify_email',     # [account-manager] verify_email
     'lock',             # a LockPolicy
 ])
+
+
+#: The defaults of the ``[wsgiauth]`` options a login reads (the Trac
+#: component declares the options with these defaults and their docs).
+DEFAULTS = {'strip_domains': '', 'strip_realms': '', 'cache_size': 1000,
+            'cache_ttl': 300, 'allow_hosts': '', 'deny_hosts': '',
+            'realm': 'trac', 'hash_scheme': 'bcrypt',
+            'postgres_pooling': True, 'connect_timeout': 5}
+
+
+def read_settings(scope, config):
+    """The `Settings` of an environment from its trac.ini, read through
+    `config`: Trac's own Configuration or a `tracini.TracIni`, which
+    answer get/getbool/getint/getlist alike."""
+    def listed(option):
+        return frozenset(v.lower() for v in config.getlist(
+            'wsgiauth', option, DEFAULTS[option]))
+    return Settings(
+        scope=scope, domains=listed('strip_domains'),
+        realms=listed('strip_realms'),
+        lowercase=config.getbool('trac', 'ignore_auth_case', False),
+        cache_size=config.getint('wsgiauth', 'cache_size',
+                                 DEFAULTS['cache_size']),
+        cache_ttl=config.getint('wsgiauth', 'cache_ttl',
+                                DEFAULTS['cache_ttl']),
+        verify_email=config.getbool('account-manager', 'verify_email', True),
+        lock=LockPolicy.from_options(
+            lambda name: config.get('account-manager', name, None)))
 
 
 class VerifiedCache(object):
@@ -254,3 +197,41 @@ class Login(object):
             return False
         verified.add(s.scope, name, stored, password, s.cache_size)
         return True
+
+
+class TypicalHash(object):
+    """A stored password typical of an environment's users, for unknown
+    users to cost what a wrong password costs: one of the most common
+    scheme among them (the middle one, so with the usual cost
+    parameters), looked at again every `refresh` seconds.
+
+    :param read_stored: `read_stored()` -> stored password values
+    :param fallback: `fallback()` -> a value when none are stored
+    """
+
+    refresh = 300
+
+    def __init__(self, read_stored, fallback):
+        self._read, self._fallback = read_stored, fallback
+        self._value, self._when = None, None
+
+    def __call__(self):
+        now = time.monotonic()
+        if self._when is None or now - self._when > self.refresh:
+            self._value, self._when = self._pick(), now
+        return self._value
+
+    def _pick(self):
+        by_scheme = {}
+        for stored in self._read():
+            by_scheme.setdefault(hashes.scheme(stored), []).append(stored)
+        by_scheme.pop(None, None)
+        if not by_scheme:
+            return self._fallback()
+        common = max(by_scheme.values(), key=len)
+        return sorted(common)[len(common) // 2]
+
+
+def dummy_hash(scheme, realm):
+    """A hash of no one's password, in `scheme`."""
+    return lambda: hashes.make(scheme, '', 'not a password', realm)

@@ -6,24 +6,50 @@ In the script named by ``WSGIAuthUserScript``/``WSGIAuthGroupScript``::
     check_password, get_realm_hash, groups_for_user, allow_access = \\
         for_environment('/srv/trac/proj')
 
+These run in Apache's child processes, on every request, and import no
+Trac module: trac.ini (and the files it inherits) is read with
+`tracini`, the account and permission tables with plain `sqlite3` or
+`psycopg2` connections (`tables`), and the decision is `login.Login`.
+What needs Trac's policy engine -- the groups plugin providers give --
+is asked of the process where the Trac application runs (`policy`); the
+same script, preloaded there, answers.
+
+Every cache on the login path, and what makes it go stale:
+
+* the loaded rules (`_Provider._current`): trac.ini and the files it
+  inherits, stamped by modification time; any change reloads them (and
+  a reader of a database trac.ini no longer names is closed);
+* rows a kept SQLite connection read (`sqlite.SQLiteReader`): any commit
+  to the database by anyone (``PRAGMA data_version``), or the file
+  replaced or removed; PostgreSQL rows are never reused;
+* verified credentials (`login.VerifiedCache`): keyed by an HMAC of
+  (environment, user, stored hash, password), so a new password misses;
+  they expire after ``cache_ttl``; account state is read at every check;
+* the typical stored hash unknown users are made to cost
+  (`login.TypicalHash`): looked at again every 300 s;
+* Trac's environment cache: only in the process that runs Trac (pages,
+  group answers), never in Apache's children.
+
 mod_wsgi hands user names and passwords over Latin-1-decoded; they are
-read back as UTF-8 where they are UTF-8.  Changes to trac.ini (and the
-files it inherits), passwords, locks and permissions made by other
-processes count on the very next request: a login looks at the files'
-modification times (one stat each) and reopens the environment through
-Trac only when one changed; group checks open it the way Trac's own
-request dispatcher does, every time.  When the environment cannot be read, the
-provider fails closed -- the login is refused (401) -- and writes one
-line to Apache's error log, never the password.
+read back as UTF-8 where they are UTF-8.  A change to trac.ini (seen by
+the files' modification times, one stat each), passwords, locks or
+permissions counts on the very next request.  When the environment
+cannot be read, the provider fails closed -- the login is refused (401)
+-- and writes one line to Apache's error log, never the password.
 """
 
-import os
+import sys
+import threading
 from collections import namedtuple
 
-from trac.env import open_environment
-
-from .accounts import AuthStore, Refused
+from . import policy, tables, tracini
+from .hosts import HostRules
+from .login import DEFAULTS, Login, Refused, TypicalHash, dummy_hash, \
+    read_settings
 from .names import from_wire, to_wire
+
+#: The component whose enabling in [components] turns the plugin on.
+COMPONENT = 'tracwsgiauth.accounts.AuthStore'
 
 EntryPoints = namedtuple('EntryPoints', 'check_password get_realm_hash '
                          'groups_for_user allow_access')
@@ -36,22 +62,52 @@ class NotEnabled(Exception):
 _providers = {}
 
 
-def provider_for(env_path):
+def provider_for(env_path, pooled=True):
     """The one provider of this process for the environment at
     `env_path`: the auth entry points and the served application (see
-    `serve`) read the same rules from the same trac.ini snapshot."""
+    `serve`) read the same rules from the same trac.ini snapshot.
+    `pooled=False` (deploy --no-pooling) turns PostgreSQL connection
+    reuse off in this process, whatever trac.ini says."""
     provider = _providers.get(env_path)
     if provider is None:
         provider = _providers.setdefault(env_path, _Provider(env_path))
+    if not pooled:
+        provider.pooled = False
     return provider
 
 
-def for_environment(env_path):
+def for_environment(env_path, pooled=True):
     """The four mod_wsgi auth entry points for the environment at
-    `env_path`."""
-    provider = provider_for(env_path)
+    `env_path`. In a mod_wsgi daemon process (the script preloaded with
+    ``WSGIImportScript``), also answer the group questions of Apache's
+    child processes."""
+    provider = provider_for(env_path, pooled)
+    if in_daemon_process():
+        from .serve import answer_policy
+        answer_policy(env_path)
     return EntryPoints(provider.check_password, provider.get_realm_hash,
                        provider.groups_for_user, provider.allow_access)
+
+
+def application_for(env_path, reflect_user=False, pooled=True):
+    """The WSGI application serving the environment (see
+    `serve.serving`), imported when it first serves a request: the
+    same script runs as auth script in Apache's children, which must not
+    import Trac."""
+    served = []
+
+    def application(environ, start_response):
+        if not served:
+            from .serve import serving
+            served.append(serving(env_path, reflect_user, pooled))
+        return served[0](environ, start_response)
+    return application
+
+
+def in_daemon_process():
+    """Whether this runs in a mod_wsgi daemon process."""
+    wsgi = sys.modules.get('mod_wsgi')
+    return bool(getattr(wsgi, 'process_group', ''))
 
 
 def _one_line(text, limit=300):
@@ -62,106 +118,116 @@ def _describe(error):
     return '%s: %s' % (type(error).__name__, _one_line(error))
 
 
-def _config_files(config):
-    """trac.ini and the files it inherits, nearest first."""
-    files = [config.filename]
-    for parent in config.parents:
-        files.extend(_config_files(parent))
-    return files
-
-
-def _stamp(files):
-    """The files' modification times; None for one that is missing (Trac
-    then keeps what it read)."""
-    stamp = []
-    for name in files:
-        try:
-            stamp.append(os.stat(name).st_mtime_ns)
-        except OSError:
-            stamp.append(None)
-    return stamp
-
+#: The login rules of one environment, with what they read through.
+Rules = namedtuple('Rules', 'login reader hosts timeout')
 
 #: What a login needs of one loaded environment.
-_Loaded = namedtuple('_Loaded', 'files stamp store rules')
+_Loaded = namedtuple('_Loaded', 'ini ' + ' '.join(Rules._fields))
+
+
+def rules_for(env_path, config, pooled=True):
+    """The login rules of the environment at `env_path` whose trac.ini
+    `config` gives: a `tracini.TracIni` here, or Trac's own
+    Configuration (trac-admin, tests), which answer alike."""
+    timeout = config.getint('wsgiauth', 'connect_timeout',
+                            DEFAULTS['connect_timeout'])
+    reader = tables.shared_reader(
+        env_path, config.get('trac', 'database', 'sqlite:db/trac.db'),
+        pooled and config.getbool('wsgiauth', 'postgres_pooling', True),
+        timeout)
+    typical = TypicalHash(
+        lambda: tables.stored_passwords(reader),
+        dummy_hash(config.get('wsgiauth', 'hash_scheme', 'bcrypt'),
+                   config.get('wsgiauth', 'realm', 'trac')))
+    login = Login(read_settings(env_path, config),
+                  lambda name: tables.account(reader, name), typical)
+    hosts = HostRules(config.getlist('wsgiauth', 'allow_hosts'),
+                      config.getlist('wsgiauth', 'deny_hosts'))
+    return Rules(login, reader, hosts, timeout)
+
+
+def _load(env_path, pooled):
+    """The login rules of the environment as its trac.ini files are now,
+    read with no Trac import."""
+    ini = tracini.load(env_path)
+    if not ini.enabled(COMPONENT):
+        raise NotEnabled('tracwsgiauth is not enabled in [components] '
+                         'of trac.ini')
+    return _Loaded(ini, *rules_for(env_path, ini, pooled))
 
 
 class _Provider(object):
 
+    pooled = True
+
     def __init__(self, env_path):
         self.env_path = env_path
         self._loaded = None
-
-    def _store(self):
-        env = open_environment(self.env_path, use_cache=True)
-        store = env[AuthStore]
-        if store is None:
-            raise NotEnabled('tracwsgiauth is not enabled in [components] '
-                              'of trac.ini')
-        return store
+        self._lock = threading.Lock()
 
     def _current(self):
-        """The store and login rules of the environment as its trac.ini
-        files are now. The files are stamped before Trac reads them, so a
-        change made while it reads is seen on the next call."""
+        """What a login needs, read again when a trac.ini file changed.
+        The files are stamped before they are read, so a change made
+        while they are read is seen on the next call."""
         loaded = self._loaded
-        if loaded is not None and _stamp(loaded.files) == loaded.stamp:
+        if loaded is not None and not loaded.ini.changed():
             return loaded
-        files = _config_files(self._store().config)
-        while True:
-            stamp = _stamp(files)
-            store = self._store()
-            now = _config_files(store.config)
-            if now == files:
-                break
-            files = now     # [inherit] changed under us: stamp again
-        self._loaded = loaded = _Loaded(files, stamp, store, store.rules())
+        with self._lock:
+            loaded = self._loaded
+            if loaded is None or loaded.ini.changed():
+                self._loaded = loaded = _load(self.env_path, self.pooled)
+                for problem in loaded.hosts.problems:
+                    sys.stderr.write('tracwsgiauth: %s: %s\n'
+                                     % (self.env_path, problem))
         return loaded
 
     def _fail(self, environ, what, error):
         message = 'tracwsgiauth: %s refused for environment %s: %s' % (
             what, self.env_path, _describe(error))
         cause = error.__cause__
-        if cause is not None:   # Trac wraps a refused connection this way
+        if cause is not None:   # a wrapped database error
             message += ' (caused by %s)' % _describe(cause)
-        stream = environ.get('wsgi.errors')
-        if stream is not None:
-            stream.write(message + '\n')
-            stream.flush()
+        stream = environ.get('wsgi.errors') or sys.stderr
+        stream.write(message + '\n')
+        stream.flush()
+
+    def login(self):
+        """The login rules as trac.ini is now (`login.Login`): what
+        check_password decides with, for trac-admin too."""
+        return self._current().login
+
+    def reader(self):
+        """The reader of the environment's database logins use."""
+        return self._current().reader
+
+    def ini(self):
+        """The environment's trac.ini as it is now (`tracini.TracIni`)."""
+        return self._current().ini
 
     def trac_name(self, user):
         """The Trac user name for a REMOTE_USER that any Apache module
         set, by the rule `check_password` applies; None to refuse it."""
-        return self._current().rules.canonical(from_wire(user))
+        return self._current().login.canonical(from_wire(user))
 
-    def end_refused_session(self, environ, cookie):
-        """End the Trac session of an auth cookie whose user may no longer
-        log in (removed, locked, not approved); whether it ended."""
+    def session_refusal(self, cookie):
+        """(user, why) when the Trac session of an auth cookie must end
+        because its user may no longer log in, else None."""
         loaded = self._current()
-        name = loaded.store.session_user(cookie)
-        if name is None:
-            return False
-        why = loaded.rules.session_refusal(name)
-        if why is None:
-            return False
-        loaded.store.end_sessions(name, cookie)
-        loaded.store.log.info('tracwsgiauth: ended the session of %r: %s',
-                              name, why)
-        return True
+        name = tables.session_user(loaded.reader, cookie)
+        why = loaded.login.session_refusal(name) if name else None
+        return (name, why) if why else None
 
     def check_password(self, environ, user, password):
         """None: no such user; False: refused; True or the canonical
         user name (which then becomes REMOTE_USER): accepted."""
         try:
-            loaded = self._current()
-            name = loaded.rules.canonical(from_wire(user))
+            login = self._current().login
+            name = login.canonical(from_wire(user))
             if name is None:
                 return None
             try:
-                found = loaded.rules.authenticate(name, from_wire(password))
-            except Refused as e:
-                loaded.store.log.info('tracwsgiauth: refused %r: %s', name,
-                                      e)
+                found = login.authenticate(name, from_wire(password))
+            except Refused:
                 return False
         except Exception as e:
             self._fail(environ, 'login', e)
@@ -175,23 +241,26 @@ class _Provider(object):
     def get_realm_hash(self, environ, user, realm):
         """The htdigest hash of `user` for `realm`, or None."""
         try:
-            rules = self._current().rules
-            name = rules.canonical(from_wire(user))
+            login = self._current().login
+            name = login.canonical(from_wire(user))
             if name is None:
                 return None
-            return rules.realm_hash(name, from_wire(realm))
+            return login.realm_hash(name, from_wire(realm))
         except Exception as e:
             self._fail(environ, 'login', e)
             return None
 
     def groups_for_user(self, environ, user):
-        """The Trac permission groups of `user` (an empty list denies)."""
+        """The Trac permission groups of `user` (an empty list denies),
+        as the Trac application's process answers them."""
         try:
-            store = self._store()
-            name = store.canonical(from_wire(user))
+            loaded = self._current()
+            name = loaded.login.canonical(from_wire(user))
             if name is None:
                 return []
-            return [to_wire(group) for group in store.groups(name)]
+            answer = policy.ask(self.env_path, loaded.timeout,
+                                op='groups', user=name)
+            return [to_wire(group) for group in answer['groups']]
         except Exception as e:
             self._fail(environ, 'group check', e)
             return []
@@ -199,7 +268,7 @@ class _Provider(object):
     def allow_access(self, environ, host):
         """Whether the client's address may reach the location."""
         try:
-            return self._store().host_allowed(environ.get('REMOTE_ADDR'))
+            return self._current().hosts.allowed(environ.get('REMOTE_ADDR'))
         except Exception as e:
             self._fail(environ, 'host check', e)
             return False

@@ -2,11 +2,16 @@
 environment, seeing the same canonical user names as the auth provider,
 and no session of a user who may no longer log in."""
 
+import threading
+
 from trac.core import Component, implements
+from trac.env import open_environment
 from trac.web.api import Cookie, IRequestFilter
 from trac.web.main import dispatch_request
 
-from .modwsgi import provider_for
+from . import policy
+from .accounts import AuthStore
+from .modwsgi import NotEnabled, provider_for
 
 #: Where a request keeps Trac's user name for the response headers.
 AUTHNAME_KEY = 'tracwsgiauth.authname'
@@ -29,7 +34,17 @@ def _cookies(environ):
     return cookies
 
 
-def _screen_session(provider, environ):
+def _store(env_path):
+    """This environment's AuthStore, as Trac's dispatcher opens it."""
+    _apply_pooling(provider_for(env_path))
+    store = open_environment(env_path, use_cache=True)[AuthStore]
+    if store is None:
+        raise NotEnabled('tracwsgiauth is not enabled in [components] '
+                         'of trac.ini')
+    return store
+
+
+def _screen_session(provider, environ, env_path):
     """End the Trac session of a user who may no longer log in, so that
     Trac serves the request anonymously (and expires the cookie); when
     that cannot be told, drop the cookie from this request."""
@@ -38,13 +53,47 @@ def _screen_session(provider, environ):
     if morsel is None:
         return
     try:
-        provider.end_refused_session(environ, morsel.value)
+        refused = provider.session_refusal(morsel.value)
+        if refused:
+            store = _store(env_path)
+            store.end_sessions(refused[0], morsel.value)
+            store.log.info('tracwsgiauth: ended the session of %r: %s',
+                           *refused)
     except Exception as e:
         provider._fail(environ, 'session', e)
         environ['HTTP_COOKIE'] = '; '.join(
             '%s=%s' % (key, value.coded_value)
             for key, value in cookies.items()
             if key != AUTH_COOKIE and value is not None)
+
+
+_answering = set()
+_answering_lock = threading.Lock()
+
+
+def _apply_pooling(provider):
+    """``[wsgiauth] postgres_pooling = false`` turns Trac's PostgreSQL
+    pool off in this process, before Trac opens the environment."""
+    if not provider.pooled or \
+            not provider.ini().getbool('wsgiauth', 'postgres_pooling', True):
+        from trac.db.postgres_backend import PostgreSQLConnection
+        PostgreSQLConnection.poolable = False
+
+
+def answer_policy(env_path):
+    """Answer, from this process, the group questions Apache's child
+    processes ask about the environment (see `policy`); once per
+    process and environment."""
+    with _answering_lock:
+        if env_path in _answering:
+            return
+        _answering.add(env_path)
+
+    def answer(question):
+        if question.get('op') != 'groups':
+            raise ValueError('unknown question %r' % question.get('op'))
+        return {'groups': _store(env_path).groups(str(question['user']))}
+    policy.serve(env_path, answer)
 
 
 def _rename_user(provider, environ):
@@ -61,7 +110,7 @@ def _rename_user(provider, environ):
     return True
 
 
-def serving(env_path, reflect_user=False):
+def serving(env_path, reflect_user=False, pooled=True):
     """A WSGI application serving the Trac environment at `env_path`.
 
     * ``environ['trac.env_path']`` is set for every request, so several
@@ -76,7 +125,12 @@ def serving(env_path, reflect_user=False):
       carry ``X-Remote-User``/``X-Auth-Type`` headers for Apache's access
       log (the Apache configuration must strip them, see contrib/).
     """
-    provider = provider_for(env_path)
+    provider = provider_for(env_path, pooled)
+    answer_policy(env_path)
+    try:
+        _apply_pooling(provider)
+    except Exception:
+        pass    # trac.ini unreadable now: Trac's dispatcher says so
 
     def application(environ, start_response):
         environ.pop('trac.env_parent_dir', None)
@@ -86,7 +140,7 @@ def serving(env_path, reflect_user=False):
                 return _forbidden(start_response,
                                   'This user name is not accepted.\n')
         else:
-            _screen_session(provider, environ)
+            _screen_session(provider, environ, env_path)
         if not reflect_user:
             return dispatch_request(environ, start_response)
 

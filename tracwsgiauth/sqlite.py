@@ -53,6 +53,7 @@ class SQLiteReader(object):
 
     keep = 5
     remember = 256
+    paramstyle = '?'
 
     def __init__(self, path, timeout=10.0):
         # mode=rw: a missing file is an error, never an empty new database

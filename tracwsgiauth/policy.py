@@ -1,0 +1,171 @@
+"""Questions only Trac's own policy engine can answer (the groups plugin
+providers give), asked by Apache's child processes of the process where
+Trac already runs, over a local socket.
+
+Apache's children run our auth functions on every request; they import
+no Trac module (memory, and no Trac environment to reload under them).
+The Trac application's daemon process (trac.wsgi, preloaded) answers
+for its environment on a Unix socket in a folder only Apache's user may
+enter; both ends check that the other runs as the same user.
+
+One request per connection, one JSON line each way::
+
+    {"op": "groups", "user": "alice"}   ->   {"groups": ["developers"]}
+                                        or   {"error": "..."}
+"""
+
+import hashlib
+import json
+import os
+import socket
+import stat
+import struct
+import tempfile
+import threading
+import time
+
+#: Longest request or answer, in bytes.
+MAX_LINE = 1 << 16
+
+
+class PolicyError(Exception):
+    """The policy process did not answer, or answered with an error."""
+
+
+def socket_dir():
+    """The folder of the sockets: private to the user Apache runs as."""
+    return os.path.join(tempfile.gettempdir(),
+                        'tracwsgiauth-%d' % os.geteuid())
+
+
+def socket_path(env_path):
+    """Where the policy process of an environment listens."""
+    digest = hashlib.sha256(os.path.realpath(env_path).encode(
+        'utf-8', 'surrogateescape')).hexdigest()[:24]
+    return os.path.join(socket_dir(), digest + '.sock')
+
+
+def _private_dir():
+    """Make or check the socket folder: ours and mode 0700, else fail."""
+    folder = socket_dir()
+    try:
+        os.mkdir(folder, 0o700)
+    except FileExistsError:
+        pass
+    info = os.lstat(folder)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() \
+            or stat.S_IMODE(info.st_mode) & 0o077:
+        raise PolicyError('%s must be a folder of user %d with mode 0700'
+                          % (folder, os.geteuid()))
+    return folder
+
+
+def _same_user(sock):
+    """Raise unless the process at the other end runs as our user."""
+    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
+                            struct.calcsize('3i'))
+    uid = struct.unpack('3i', creds)[1]
+    if uid != os.geteuid():
+        raise PolicyError('the policy socket is held by user %d' % uid)
+
+
+def _read_line(sock):
+    data = b''
+    while not data.endswith(b'\n'):
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise PolicyError('the policy process closed the connection')
+        data += chunk
+        if len(data) > MAX_LINE:
+            raise PolicyError('answer too long')
+    return json.loads(data.decode('utf-8'))
+
+
+def _connect(sock, path, deadline):
+    """Connect, waiting until `deadline` for a policy process that is
+    starting (Apache just started, or restarted its daemon)."""
+    while True:
+        try:
+            return sock.connect(path)
+        except (FileNotFoundError, ConnectionRefusedError):
+            if time.monotonic() + 0.05 > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def ask(env_path, timeout, **question):
+    """The answer of the environment's policy process (a dict); raises
+    PolicyError when it cannot be had within `timeout` seconds."""
+    path = socket_path(env_path)
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout)
+            _connect(sock, path, time.monotonic() + timeout)
+            _same_user(sock)
+            sock.sendall(json.dumps(question).encode('utf-8') + b'\n')
+            answer = _read_line(sock)
+    except OSError as e:
+        raise PolicyError('no answer from the policy process at %s '
+                          '(%s); it runs in the Trac daemon process that '
+                          'preloads trac.wsgi' % (path, e.strerror or e)) \
+            from None
+    if 'error' in answer:
+        raise PolicyError(str(answer['error'])[:300])
+    return answer
+
+
+def _listen(path):
+    """A listening socket at `path`, replacing a stale one; None when a
+    live process already answers there."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(path)
+    except OSError:
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(path)
+            sock.close()
+            return None         # another process of ours answers
+        except OSError:
+            os.unlink(path)     # left by a process that is gone
+            sock.bind(path)
+        finally:
+            probe.close()
+    sock.listen(64)
+    return sock
+
+
+def serve(env_path, answer):
+    """Answer questions about the environment in daemon threads:
+    `answer(question) -> dict`. Returns the listening thread, or None
+    when another live process already answers for it."""
+    _private_dir()
+    sock = _listen(socket_path(env_path))
+    if sock is None:
+        return None
+    thread = threading.Thread(target=_accept, args=(sock, answer),
+                              name='tracwsgiauth policy', daemon=True)
+    thread.start()
+    return thread
+
+
+def _accept(sock, answer):
+    while True:
+        conn, _ = sock.accept()
+        threading.Thread(target=_handle, args=(conn, answer),
+                         daemon=True).start()
+
+
+def _handle(conn, answer):
+    with conn:
+        try:
+            conn.settimeout(30)
+            _same_user(conn)
+            result = answer(_read_line(conn))
+        except Exception as e:
+            result = {'error': '%s: %s' % (type(e).__name__,
+                                           ' '.join(str(e).split())[:200])}
+        try:
+            conn.sendall(json.dumps(result).encode('utf-8') + b'\n')
+        except OSError:
+            pass

@@ -1,0 +1,98 @@
+"""What a login reads of a Trac environment's tables, with no Trac import:
+the SQL, and the reader that runs it on the environment's database.
+
+Every read here depends on stored data alone (no clock, no session
+setting), which is what lets `sqlite.SQLiteReader` reuse a connection's
+rows while ``PRAGMA data_version`` says nothing was committed.
+"""
+
+import os
+import threading
+
+#: The session attributes one check reads, and a ``known`` row when the
+#: user has an authenticated session (AccountManager locks only those).
+ATTRIBUTES = ('password', 'approval', 'email_verification_token',
+              'failed_logins_count', 'failed_logins', 'lock_count')
+ACCOUNT = """
+    SELECT name, value FROM session_attribute
+     WHERE sid=%%s AND authenticated=1 AND name IN (%s)
+    UNION ALL
+    SELECT 'known', '1' FROM session WHERE sid=%%s AND authenticated=1
+    """ % ','.join("'%s'" % a for a in ATTRIBUTES)
+PERMISSIONS = "SELECT username, action FROM permission"
+STORED_PASSWORDS = """
+    SELECT value FROM session_attribute
+     WHERE authenticated=1 AND name='password' LIMIT 1000"""
+SESSION_USER = "SELECT name FROM auth_cookie WHERE cookie=%s"
+
+
+def _sql(reader, sql):
+    return sql if reader.paramstyle == '%s' else sql.replace('%s', '?')
+
+
+def account(reader, name):
+    """A user's session attributes, plus ``known`` when the user has an
+    authenticated session, read in one query."""
+    return dict(reader.rows(_sql(reader, ACCOUNT), (name, name)))
+
+
+def permissions(reader):
+    """All (subject, action) rows of the permission table."""
+    return reader.rows(PERMISSIONS)
+
+
+def stored_passwords(reader):
+    """Up to 1000 stored password values."""
+    return [row[0] for row in reader.rows(STORED_PASSWORDS)]
+
+
+def session_user(reader, cookie):
+    """The user a Trac auth cookie logs in, or None."""
+    rows = reader.rows(_sql(reader, SESSION_USER), (cookie,))
+    return rows[0][0] if rows else None
+
+
+def open_reader(env_path, database, pooled=True, timeout=5.0):
+    """A reader of the database of the environment at `env_path`, whose
+    ``[trac] database`` is `database`: plain `sqlite3` or `psycopg2`
+    connections, never Trac's. `pooled`: keep PostgreSQL connections for
+    reuse; `timeout`: seconds to wait for PostgreSQL to connect or
+    answer."""
+    from .pgread import parse_database_uri
+    scheme, args = parse_database_uri(database)
+    if scheme == 'sqlite':
+        from .sqlite import SQLiteReader
+        path = args['path']
+        if path == ':memory:':
+            raise ValueError('an in-memory SQLite database cannot be read '
+                             'from another process')
+        if not os.path.isabs(path):
+            path = os.path.join(env_path, path)
+        return SQLiteReader(path, float(args.get('params', {})
+                                        .get('timeout', 10)))
+    if scheme == 'postgres':
+        from .pgread import PostgresReader
+        return PostgresReader(database, connect_timeout=timeout,
+                              statement_timeout=timeout,
+                              keep=5 if pooled else 0)
+    raise ValueError('database %r is not supported (SQLite and PostgreSQL '
+                     'are)' % scheme)
+
+
+_readers = {}
+_readers_lock = threading.Lock()
+
+
+def shared_reader(env_path, database, pooled=True, timeout=5.0):
+    """The one reader of this process for an environment's database; a
+    reader of a database the environment no longer names is closed."""
+    wanted = (database, pooled, timeout)
+    with _readers_lock:
+        known = _readers.get(env_path)
+        if known is not None and known[0] == wanted:
+            return known[1]
+        reader = open_reader(env_path, database, pooled, timeout)
+        _readers[env_path] = (wanted, reader)
+    if known is not None:
+        known[1].close()
+    return reader
