@@ -24,6 +24,7 @@ from trac.env import Environment  # noqa: E402
 
 from tracwsgiauth import hashes  # noqa: E402
 from tracwsgiauth.modwsgi import for_environment  # noqa: E402
+from tracwsgiauth.serve import answer_policy  # noqa: E402
 
 SCHEMES = ['htdigest', 'sha', 'md5', 'crypt', 'sha256', 'sha512', 'bcrypt']
 QUERY = ("SELECT value FROM session_attribute WHERE sid=? "
@@ -87,8 +88,7 @@ def session_rows(path, n):
                        "('c0ffee', 'htdigest', '127.0.0.1', 0)")
     env.shutdown()
     provider = provider_for(path)
-    environ = {'wsgi.errors': sys.stderr}
-    check = timed(lambda: provider.end_refused_session(environ, 'c0ffee'), n)
+    check = timed(lambda: provider.session_refusal('c0ffee'), n)
 
     def page(app):
         environ = {'REQUEST_METHOD': 'GET', 'PATH_INFO': '/wiki/WikiStart',
@@ -164,7 +164,8 @@ def main(n=2000, out=None):
                       count)
         rows.append(('check_password, %s' % kind, count, ours, floor))
         rows.append(('check_password, %s, cached' % kind, n, cached, floor))
-    rows.append(('groups_for_user', n,
+    answer_policy(paths[0])     # group checks: Trac's process answers
+    rows.append(('groups_for_user (asks Trac\'s process)', n,
                  timed(lambda: groups(environ, 'htdigest'), n), None))
     rows += session_rows(paths[0], n)
     timing = [unknown_against_wrong(stored, default, n)

@@ -122,7 +122,7 @@ def _describe(error):
 Rules = namedtuple('Rules', 'login reader hosts timeout')
 
 #: What a login needs of one loaded environment.
-_Loaded = namedtuple('_Loaded', 'ini ' + ' '.join(Rules._fields))
+_Loaded = namedtuple('_Loaded', 'ini answers ' + ' '.join(Rules._fields))
 
 
 def rules_for(env_path, config, pooled=True):
@@ -153,7 +153,8 @@ def _load(env_path, pooled):
     if not ini.enabled(COMPONENT):
         raise NotEnabled('tracwsgiauth is not enabled in [components] '
                          'of trac.ini')
-    return _Loaded(ini, *rules_for(env_path, ini, pooled))
+    return _Loaded(ini, policy.Remembered(),
+                   *rules_for(env_path, ini, pooled))
 
 
 class _Provider(object):
@@ -252,15 +253,21 @@ class _Provider(object):
 
     def groups_for_user(self, environ, user):
         """The Trac permission groups of `user` (an empty list denies),
-        as the Trac application's process answers them."""
+        as the Trac application's process answers them; remembered while
+        the permission table is unchanged (see `policy.Remembered`)."""
         try:
             loaded = self._current()
             name = loaded.login.canonical(from_wire(user))
             if name is None:
                 return []
-            answer = policy.ask(self.env_path, loaded.timeout,
-                                op='groups', user=name)
-            return [to_wire(group) for group in answer['groups']]
+            rows = tables.permissions(loaded.reader)
+            groups = loaded.answers.get(name, rows)
+            if groups is None:
+                groups = [to_wire(group) for group in policy.ask(
+                    self.env_path, loaded.timeout, op='groups',
+                    user=name)['groups']]
+                loaded.answers.put(name, rows, groups)
+            return groups
         except Exception as e:
             self._fail(environ, 'group check', e)
             return []

@@ -114,6 +114,34 @@ def ask(env_path, timeout, **question):
     return answer
 
 
+class Remembered(object):
+    """Answers of the policy process, remembered per question while the
+    permission table reads the same -- any change of it asks again --
+    and for at most `ttl` seconds (for groups plugins take from
+    elsewhere than Trac's tables)."""
+
+    ttl = 60
+    size = 1000
+
+    def __init__(self):
+        self._answers = {}
+
+    def get(self, key, rows):
+        found = self._answers.get(key)
+        if found is None:
+            return None
+        seen, answer, when = found
+        if (seen is rows or seen == rows) and \
+                time.monotonic() - when < self.ttl:
+            return answer
+        return None
+
+    def put(self, key, rows, answer):
+        if len(self._answers) >= self.size:
+            self._answers.clear()
+        self._answers[key] = (rows, answer, time.monotonic())
+
+
 def _listen(path):
     """A listening socket at `path`, replacing a stale one; None when a
     live process already answers there."""

@@ -1,0 +1,87 @@
+"""The questions Apache's children ask of Trac's process (groups), on a
+real Unix socket in this process: the answer, what is remembered and
+when it is asked again, failures and the socket folder's checks."""
+
+import os
+import time
+
+import pytest
+
+from tracwsgiauth import policy
+
+
+@pytest.fixture
+def answering(tmp_path, monkeypatch):
+    """A policy server in this process for a made-up environment path;
+    the questions it got."""
+    monkeypatch.setattr(policy, 'socket_dir', lambda: str(tmp_path / 's'))
+    asked = []
+
+    def answer(question):
+        asked.append(question)
+        if question.get('user') == 'boom':
+            raise RuntimeError('no database')
+        return {'groups': ['developers']}
+    env = str(tmp_path / 'env')
+    assert policy.serve(env, answer) is not None
+    return env, asked
+
+
+def test_the_answer_and_a_failure(answering):
+    env, asked = answering
+    assert policy.ask(env, 2, op='groups', user='alice') == {
+        'groups': ['developers']}
+    assert asked == [{'op': 'groups', 'user': 'alice'}]
+    with pytest.raises(policy.PolicyError, match='RuntimeError: no database'):
+        policy.ask(env, 2, op='groups', user='boom')
+
+
+def test_a_second_server_for_the_same_environment_stands_down(answering):
+    env, _ = answering
+    assert policy.serve(env, lambda q: {}) is None
+
+
+def test_no_server_is_a_bounded_refusal(tmp_path, monkeypatch):
+    monkeypatch.setattr(policy, 'socket_dir', lambda: str(tmp_path))
+    started = time.monotonic()
+    with pytest.raises(policy.PolicyError, match='no answer from the policy'):
+        policy.ask(str(tmp_path / 'nowhere'), 0.5, op='groups', user='a')
+    assert time.monotonic() - started < 2
+
+
+def test_a_stale_socket_is_replaced(tmp_path, monkeypatch):
+    import socket
+    monkeypatch.setattr(policy, 'socket_dir', lambda: str(tmp_path / 's'))
+    env = str(tmp_path / 'env')
+    os.mkdir(tmp_path / 's', 0o700)
+    dead = socket.socket(socket.AF_UNIX)
+    dead.bind(policy.socket_path(env))   # bound, never listening
+    dead.close()
+    assert policy.serve(env, lambda q: {'groups': []}) is not None
+    assert policy.ask(env, 2, op='groups', user='a') == {'groups': []}
+
+
+@pytest.mark.parametrize('mode', [0o755, 0o777])
+def test_a_socket_folder_others_can_enter_is_refused(tmp_path, monkeypatch,
+                                                     mode):
+    folder = tmp_path / 's'
+    os.mkdir(folder)
+    os.chmod(folder, mode)
+    monkeypatch.setattr(policy, 'socket_dir', lambda: str(folder))
+    with pytest.raises(policy.PolicyError, match='mode 0700'):
+        policy.serve(str(tmp_path / 'env'), lambda q: {})
+
+
+def test_answers_are_remembered_while_the_permission_table_is_the_same(
+        monkeypatch):
+    remembered = policy.Remembered()
+    rows = (('alice', 'developers'),)
+    remembered.put('alice', rows, ['developers'])
+    assert remembered.get('alice', rows) == ['developers']
+    assert remembered.get('alice', (('alice', 'developers'),)) == \
+        ['developers']                          # equal rows: the same table
+    assert remembered.get('alice', ()) is None  # changed: ask again
+    assert remembered.get('bob', rows) is None
+    now = [time.monotonic() + policy.Remembered.ttl + 1]
+    monkeypatch.setattr(policy.time, 'monotonic', lambda: now[0])
+    assert remembered.get('alice', rows) is None   # plugins' groups: 60 s
