@@ -27,8 +27,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
 
 from trac.env import Environment  # noqa: E402
 
-from harness import (ONE_CHILD, Apache, auth_script, curl,  # noqa
-                     make_env, open_up, public_dir)
+from harness import (ONE_CHILD, Apache, auth_location, auth_script,  # noqa
+                     curl, make_env, open_up, public_dir)
 from tracwsgiauth import hashes  # noqa: E402
 
 AB = shutil.which('ab')
@@ -44,12 +44,13 @@ def check_password(environ, user, password):
 #: else: the floor for any provider that reads the database per request.
 BARE_QUERY = '''
 import sqlite3
-from tracwsgiauth.accounts import _SQLITE_ACCOUNT_QUERY
+from tracwsgiauth.tables import ACCOUNT
+QUERY = ACCOUNT.replace('%s', '?')
 _idle = []
 def check_password(environ, user, password):
     cnx = _idle.pop() if _idle else sqlite3.connect(
         {path!r}, isolation_level=None, check_same_thread=False)
-    rows = cnx.execute(_SQLITE_ACCOUNT_QUERY, (user, user)).fetchall()
+    rows = cnx.execute(QUERY, (user, user)).fetchall()
     _idle.append(cnx)
     return bool(rows)
 '''
@@ -116,9 +117,16 @@ def rss_kb(pid):
 
 
 def children(apache):
+    """Apache's child processes (not mod_wsgi's daemon processes, which
+    show their group name as their command)."""
     out = subprocess.run(['pgrep', '-P', str(apache.proc.pid)],
                          capture_output=True, text=True).stdout
-    return [int(p) for p in out.split()]
+    found = []
+    for pid in map(int, out.split()):
+        with open('/proc/%d/cmdline' % pid, 'rb') as f:
+            if not f.read().startswith(b'(wsgi:'):
+                found.append(pid)
+    return found
 
 
 class Writer(threading.Thread):
@@ -237,8 +245,8 @@ def memory_and_cold_start(parent, docs):
         for i in range(count):
             script = auth_script(os.path.join(base, 'env%d.wsgi' % i),
                                  environment(base, 'env%d' % i, 1000))
-            body += LOCATION.format(name='e%d' % i,
-                                    auth=BY_WSGI.format(path=script))
+            # a login and a group check (answered by Trac's process)
+            body += auth_location('/e%d' % i, script, 'authenticated')
         open_up(base)
         apache = Apache(body).start()
         try:
@@ -321,7 +329,9 @@ def main(n=4000, out=None):
         lines.append('| %d | %.1f MB | %.0f ms | %.0f ms | %.1f ms |' % (
             count, mb, first * 1e3, last * 1e3, warm * 1e3))
     lines += ['', 'RSS added = VmRSS of the only Apache child after one '
-              'authenticated request per environment (`$apr1$`) minus after '
+              'authenticated request per environment (`$apr1$` and '
+              '`Require wsgi-group`, which Trac\'s own process answers) '
+              'minus after '
               'an unauthenticated request (Python already initialised by '
               'mod_wsgi). Request times are curl round trips, including '
               'a new connection.']
