@@ -204,3 +204,19 @@ def _hung_and_ok(apache, hung):
     print('ok p99 %.1f ms while hung, %.1f ms before' % (
         ok[int(len(ok) * .99) - 1] * 1e3, usual[int(len(usual) * .99) - 1]
         * 1e3))
+
+
+def test_group_checks_survive_a_graceful_restart(sqlite_site):
+    """Apache restarts its daemons (and Trac's process with them) while
+    clients keep asking: the new process takes the questions over."""
+    import signal
+    statuses = []
+    threads = _load(sqlite_site, ['one', 'two', 'three'], 6, statuses)
+    time.sleep(1.5)
+    os.kill(sqlite_site.proc.pid, signal.SIGUSR1)     # apachectl graceful
+    for thread in threads:
+        thread.join()
+    assert len(statuses) > 200
+    assert set(statuses) == {200}, {s: statuses.count(s)
+                                     for s in set(statuses)}
+    assert _crashes(sqlite_site) == []

@@ -23,7 +23,7 @@ def answering(tmp_path, monkeypatch):
             raise RuntimeError('no database')
         return {'groups': ['developers']}
     env = str(tmp_path / 'env')
-    assert policy.serve(env, answer) is not None
+    policy.serve(env, answer)
     return env, asked
 
 
@@ -36,9 +36,38 @@ def test_the_answer_and_a_failure(answering):
         policy.ask(env, 2, op='groups', user='boom')
 
 
-def test_a_second_server_for_the_same_environment_stands_down(answering):
-    env, _ = answering
-    assert policy.serve(env, lambda q: {}) is None
+OTHER_PROCESS = """
+import sys, time
+from tracwsgiauth import policy
+policy.socket_dir = lambda: sys.argv[1]
+policy.serve(sys.argv[2], lambda q: {'groups': ['from-the-first']})
+print('serving', flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_second_server_stands_by_and_takes_over(tmp_path, monkeypatch):
+    """As when Apache restarts its daemons: the new process starts while
+    the old one still answers, and answers once it is gone."""
+    import subprocess
+    import sys
+    folder, env = str(tmp_path / 's'), str(tmp_path / 'env')
+    monkeypatch.setattr(policy, 'socket_dir', lambda: folder)
+    first = subprocess.Popen([sys.executable, '-c', OTHER_PROCESS, folder,
+                              env], stdout=subprocess.PIPE, text=True)
+    try:
+        assert first.stdout.readline().strip() == 'serving'
+        assert policy.ask(env, 2, op='groups')['groups'] == \
+            ['from-the-first']
+        policy.serve(env, lambda q: {'groups': ['from-the-second']})
+        time.sleep(2 * policy.STANDBY)
+        assert policy.ask(env, 2, op='groups')['groups'] == \
+            ['from-the-first']
+    finally:
+        first.kill()
+        first.wait()
+    # gone: the next question waits for the stand-by to take over
+    assert policy.ask(env, 3, op='groups')['groups'] == ['from-the-second']
 
 
 def test_no_server_is_a_bounded_refusal(tmp_path, monkeypatch):
@@ -57,7 +86,7 @@ def test_a_stale_socket_is_replaced(tmp_path, monkeypatch):
     dead = socket.socket(socket.AF_UNIX)
     dead.bind(policy.socket_path(env))   # bound, never listening
     dead.close()
-    assert policy.serve(env, lambda q: {'groups': []}) is not None
+    policy.serve(env, lambda q: {'groups': []})
     assert policy.ask(env, 2, op='groups', user='a') == {'groups': []}
 
 

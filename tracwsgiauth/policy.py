@@ -165,16 +165,27 @@ def _listen(path):
 
 def serve(env_path, answer):
     """Answer questions about the environment in daemon threads:
-    `answer(question) -> dict`. Returns the listening thread, or None
-    when another live process already answers for it."""
+    `answer(question) -> dict`. While another live process answers for
+    it (Apache restarting its daemons: the old one not gone yet), stand
+    by and take over once it is gone. Returns the thread."""
     _private_dir()
-    sock = _listen(socket_path(env_path))
-    if sock is None:
-        return None
-    thread = threading.Thread(target=_accept, args=(sock, answer),
+    thread = threading.Thread(target=_serve_forever,
+                              args=(socket_path(env_path), answer),
                               name='tracwsgiauth policy', daemon=True)
     thread.start()
     return thread
+
+
+#: Seconds between two looks at whether the answering process is gone.
+STANDBY = 0.5
+
+
+def _serve_forever(path, answer):
+    sock = _listen(path)
+    while sock is None:
+        time.sleep(STANDBY)
+        sock = _listen(path)
+    _accept(sock, answer)
 
 
 def _accept(sock, answer):

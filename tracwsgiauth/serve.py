@@ -2,6 +2,7 @@
 environment, seeing the same canonical user names as the auth provider,
 and no session of a user who may no longer log in."""
 
+import sys
 import threading
 
 from trac.core import Component, implements
@@ -93,7 +94,11 @@ def answer_policy(env_path):
         if question.get('op') != 'groups':
             raise ValueError('unknown question %r' % question.get('op'))
         return {'groups': _store(env_path).groups(str(question['user']))}
-    policy.serve(env_path, answer)
+    try:
+        policy.serve(env_path, answer)
+    except Exception as e:  # group checks then fail closed, and say why
+        sys.stderr.write('tracwsgiauth: cannot answer group checks for '
+                         'environment %s: %s\n' % (env_path, e))
 
 
 def _rename_user(provider, environ):
