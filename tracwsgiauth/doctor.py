@@ -9,6 +9,10 @@ whether transactions are pooled, whether the schema is pinned for the
 login role, whether other Trac schemas share the database, and runs many
 short transactions the way Trac does, counting those that were not in the
 environment's schema.
+
+Logins through Apache are not at risk any more: their reads pin the
+schema for each transaction (`pgread`). Trac's own pages, and writes of
+trac-admin, still use Trac's connections, so the check stays.
 """
 
 import threading
@@ -122,20 +126,9 @@ def _sample(connector, args, count, seen, errors):
             cnx.close()
 
 
-def diagnose(env, transactions=200, threads=4):
-    """(ok, lines): whether the environment's database connections
-    reliably stay in its schema, and what was found."""
-    schema = postgres_schema(env.config.get('trac', 'database'))
-    if schema is None:
-        return True, ['The database is not PostgreSQL: nothing to check.']
-    connector, args = DatabaseManager(env).get_connector()
-    cnx = _raw_connect(args)
-    try:
-        pinned = _pinned_schema(cnx)
-        trac_schemas = _trac_schemas(cnx)
-    finally:
-        cnx.close()
-    pooled = _transactions_pooled(args)
+def _sample_all(connector, args, transactions, threads):
+    """What schema each of `transactions` short transactions ran in,
+    from `threads` threads at once."""
     seen, errors = [], []
     workers = [threading.Thread(target=_sample, args=(
         connector, args, transactions // threads, seen, errors))
@@ -146,38 +139,59 @@ def diagnose(env, transactions=200, threads=4):
         worker.join()
     if errors:
         raise errors[0]
+    return seen
+
+
+def _problem(schema, wrong, pooled, pinned, others):
+    """What is unsafe, as a sentence, or None."""
+    if wrong:
+        return ("Trac's transactions ran with another environment's "
+                "search_path: its pages can read and write another "
+                "environment's data (logins through Apache pin their "
+                "schema per transaction and are not affected)")
+    if pooled and pinned not in (None, schema):
+        return ("the search_path pinned for this role (%s) is not the "
+                "environment's schema" % pinned)
+    if pooled and pinned is None and (schema != 'public' or others):
+        return ("transactions are pooled but the schema is not pinned: "
+                "Trac's per-connection SET search_path does not stick, "
+                "so its queries can reach %s" % (
+                    'the public schema' if schema != 'public'
+                    else 'other environments\' schemas (%s)'
+                    % ', '.join(others)))
+    return None
+
+
+def diagnose(env, transactions=200, threads=4):
+    """(ok, lines): whether the environment's database connections
+    reliably stay in its schema, and what was found."""
+    schema = postgres_schema(env.config.get('trac', 'database'))
+    if schema is None:
+        return True, ['The database is not PostgreSQL: nothing to check.']
+    connector, args = DatabaseManager(env).get_connector()
+    cnx = _raw_connect(args)
+    try:
+        pinned = _pinned_schema(cnx)
+        others = [s for s in _trac_schemas(cnx) if s != schema]
+    finally:
+        cnx.close()
+    pooled = _transactions_pooled(args)
+    seen = _sample_all(connector, args, transactions, threads)
     wrong = [s for s in seen if s[0] != schema]
-    others = [s for s in trac_schemas if s != schema]
     lines = [
         "Environment schema: %s" % schema,
         "Transactions pooled across server sessions: %s" % (
             'yes (a pooler in transaction mode)' if pooled else 'no'),
-        "search_path pinned for this role/database: %s" % (
-            pinned or 'no'),
+        "search_path pinned for this role/database: %s" % (pinned or 'no'),
         "Other Trac schemas in this database: %s" % (
             ', '.join(others) or 'none'),
         "%d transactions checked, %d not in schema %s%s" % (
             len(seen), len(wrong), schema,
             ' (seen: %s)' % ', '.join(sorted({repr(s[1]) for s in wrong}))
-            if wrong else ''),
-    ]
-    problem = None
-    if wrong:
-        problem = ("transactions ran with another environment's "
-                   "search_path: this environment can read another "
-                   "environment's users")
-    elif pooled and pinned not in (None, schema):
-        problem = ("the search_path pinned for this role (%s) is not the "
-                   "environment's schema" % pinned)
-    elif pooled and pinned is None and (schema != 'public' or others):
-        problem = ("transactions are pooled but the schema is not pinned: "
-                   "Trac's per-connection SET search_path does not stick, "
-                   "so queries can reach %s" % (
-                       'the public schema' if schema != 'public'
-                       else 'other environments\' schemas (%s)'
-                       % ', '.join(others)))
+            if wrong else '')]
+    problem = _problem(schema, wrong, pooled, pinned, others)
     if problem:
-        lines += ['', 'UNSAFE: ' + problem + '.', '', SAFE_CONFIGURATIONS]
-        return False, lines
-    lines += ['', 'OK: every transaction stays in schema %s.' % schema]
-    return True, lines
+        return False, lines + ['', 'UNSAFE: ' + problem + '.', '',
+                               SAFE_CONFIGURATIONS]
+    return True, lines + ['', 'OK: every transaction stays in schema %s.'
+                          % schema]
