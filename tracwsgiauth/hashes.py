@@ -25,14 +25,16 @@ fails in this interpreter, such hashes are refused with one line on
 stderr (Apache's error log).
 """
 import base64
-import ctypes
-import ctypes.util
 import hashlib
 import hmac
 import re
 import secrets
 import sys
 import threading
+
+from .ccrypt import (APR1_BACKEND, BACKENDS, CRYPT_MAX_PASSPHRASE_SIZE,  # noqa
+                     KNOWN as _KNOWN, LIBCRYPT_METHODS, apr1_verify,
+                     apr_md5_encode, crypt as _crypt)
 
 #: Longest password we hash at all (as passlib does); longer is refused.
 MAX_PASSWORD_BYTES = 4096
@@ -50,95 +52,6 @@ _DES = re.compile(r'\A[./0-9A-Za-z]{13}\Z')
 _BCRYPT = re.compile(r'\A\$2[aby]\$\d\d\$[./0-9A-Za-z]{53}\Z')
 _SALT = './0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'
 _BCRYPT64 = './ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789'
-
-
-def _library(soname, name):
-    """A C library by its usual file name, else as ldconfig finds it."""
-    try:
-        return ctypes.CDLL(soname)
-    except OSError:
-        path = ctypes.util.find_library(name)
-    try:
-        return ctypes.CDLL(path) if path else None
-    except OSError:
-        return None
-
-
-def _function(library, name, argtypes, restype):
-    func = getattr(library, name, None) if library else None
-    if func is not None:
-        func.argtypes, func.restype = argtypes, restype
-    return func
-
-
-def _load_apr_md5():
-    """Apache's own C MD5-crypt (`apr_md5_encode` in libaprutil, which
-    mod_authn_file uses), or None when libaprutil is not installed.
-    About ten times faster than the pure-Python one."""
-    return _function(_library('libaprutil-1.so.0', 'aprutil-1'),
-                     'apr_md5_encode', [ctypes.c_char_p, ctypes.c_char_p,
-                                        ctypes.c_char_p, ctypes.c_size_t],
-                     ctypes.c_int)
-
-
-_apr_md5_encode = _load_apr_md5()
-#: Which implementation checks ``$apr1$`` hashes.
-APR1_BACKEND = 'libaprutil' if _apr_md5_encode else 'libpass'
-_APR1 = re.compile(r'\A\$apr1\$[./0-9A-Za-z]{0,8}\$[./0-9A-Za-z]{22}\Z')
-
-
-def _apr1_verify(stored, secret):
-    if not _APR1.match(stored) or b'\0' in secret:
-        return False
-    out = ctypes.create_string_buffer(120)
-    stored = stored.encode('ascii')
-    if _apr_md5_encode(secret, stored, out, len(out)) != 0:
-        return False
-    return hmac.compare_digest(out.value, stored)
-
-
-#: sizeof(struct crypt_data) of libxcrypt, the buffer crypt_rn works in
-CRYPT_DATA_SIZE = 32768
-#: libxcrypt refuses passphrases of this many bytes or more
-CRYPT_MAX_PASSPHRASE_SIZE = 512
-_crypt_rn = _function(_library('libcrypt.so.1', 'crypt'), 'crypt_rn',
-                      [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_void_p,
-                       ctypes.c_int], ctypes.c_char_p)
-
-
-def _crypt(secret, setting):
-    """libcrypt's hash of `secret` (bytes, no NUL) with `setting`, or None
-    when it cannot. Thread-safe: each call has its own work area, which
-    is wiped afterwards."""
-    if _crypt_rn is None:
-        return None
-    data = ctypes.create_string_buffer(CRYPT_DATA_SIZE)
-    try:
-        return _crypt_rn(secret, setting, data, CRYPT_DATA_SIZE)
-    finally:
-        ctypes.memset(data, 0, CRYPT_DATA_SIZE)
-
-
-#: One known hash of 'pässwörd' per crypt method, made by bcrypt and
-#: libpass: libcrypt checks a method only where it gives the same.
-_KNOWN = {
-    'bcrypt': '$2b$04$abcdefghijklmnopqrstuuyx2n0Zzopyr9QuYTMCfOJJOj526QVoC',
-    'sha512': '$6$rounds=1000$abcdefgh$B1aVteGQOqUS9lI2PNDcl9wMunEnXU6fzjX'
-              'rRnnjiKZoqU40kdv7q7otlYDWg9vlTD2K40LzvOre3nE1Xv0Mm0',
-    'sha256': '$5$rounds=1000$abcdefgh$4ZclZF8J/QLL4bxg7sRfVlEP/JeRxR7y/u.'
-              'J2.J6GG7',
-    'md5crypt': '$1$abcdefgh$xYuxUFvxUOR4Pd6a7EeUS0',
-    'crypt': 'abzp3RXJm5gNA',
-}
-#: The methods libcrypt checks on this machine, and by what each is checked.
-LIBCRYPT_METHODS = frozenset(
-    method for method, known in _KNOWN.items()
-    if _crypt('pässwörd'.encode('utf-8'), known.encode('ascii'))
-    == known.encode('ascii'))
-BACKENDS = {method: 'libcrypt' if method in LIBCRYPT_METHODS else
-            ('bcrypt' if method == 'bcrypt' else 'libpass')
-            for method in _KNOWN}
-BACKENDS['apr1'] = APR1_BACKEND
 
 
 #: The schemes `make` writes, named as AccountManager's
@@ -225,8 +138,8 @@ def _verify_crypt(method, stored, password, secret):
         return False
     if method == 'bcrypt' and len(secret) > BCRYPT_MAX_BYTES:
         return False
-    if method == 'apr1' and _apr_md5_encode:
-        return _apr1_verify(stored, secret)
+    if method == 'apr1' and apr_md5_encode:
+        return apr1_verify(stored, secret)
     if method == 'crypt':
         secret = secret[:8]             # all DES crypt reads
     if method in LIBCRYPT_METHODS and \
