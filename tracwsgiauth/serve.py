@@ -146,19 +146,23 @@ def serving(env_path, reflect_user=False, pooled=True):
                                   'This user name is not accepted.\n')
         else:
             _screen_session(provider, environ, env_path)
-        if not reflect_user:
-            return dispatch_request(environ, start_response)
-
-        def reflecting_start_response(status, headers, exc_info=None):
-            authname = environ.get(AUTHNAME_KEY)
-            if authname and authname != 'anonymous':
-                headers = list(headers) + [
-                    ('X-Remote-User', authname.encode('utf-8')
-                                              .decode('latin-1')),
-                    ('X-Auth-Type', environ.get('AUTH_TYPE') or 'Trac')]
-            return start_response(status, headers, exc_info)
-        return dispatch_request(environ, reflecting_start_response)
+        if reflect_user:
+            start_response = _reflecting(environ, start_response)
+        return dispatch_request(environ, start_response)
     return application
+
+
+def _reflecting(environ, start_response):
+    """`start_response` adding ``X-Remote-User``/``X-Auth-Type`` to the
+    responses of requests Trac considers logged in."""
+    def reflecting_start_response(status, headers, exc_info=None):
+        authname = environ.get(AUTHNAME_KEY)
+        if authname and authname != 'anonymous':
+            headers = list(headers) + [
+                ('X-Remote-User', authname.encode('utf-8').decode('latin-1')),
+                ('X-Auth-Type', environ.get('AUTH_TYPE') or 'Trac')]
+        return start_response(status, headers, exc_info)
+    return reflecting_start_response
 
 
 class _AuthnameRecorder(Component):
