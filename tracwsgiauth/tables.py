@@ -26,8 +26,12 @@ STORED_PASSWORDS = """
 SESSION_USER = "SELECT name FROM auth_cookie WHERE cookie=%s"
 
 
+_QMARK = {sql: sql.replace('%s', '?') for sql in (ACCOUNT, SESSION_USER)}
+
+
 def _sql(reader, sql):
-    return sql if reader.paramstyle == '%s' else sql.replace('%s', '?')
+    """`sql` in the reader's placeholder style."""
+    return sql if reader.paramstyle == '%s' else _QMARK[sql]
 
 
 def account(reader, name):
