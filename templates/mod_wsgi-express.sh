@@ -1,11 +1,11 @@
-{##}#!/bin/sh
-{##}# Serve the Trac environment ${env_path_comment}
-{##}# with Apache through mod_wsgi-express. EVERY URL needs a user of the
-{##}# environment in the permission group $GROUP (default ${sh(group)}).
-{##}# Written by `trac-admin ENV deploy` (tracwsgiauth ${version}).
-{##}# Usage: HOST=127.0.0.1 PORT=8000 GROUP=developers mod_wsgi-express [more options]
-{##}# As root, Apache runs as the owner of the environment (chown -R it to the
-{##}# user Apache should run as, e.g. www-data) unless you give --user/--group.
+#!/bin/sh
+# Serve the Trac environment ${env_path_comment}
+# with Apache through mod_wsgi-express. EVERY URL needs a user of the
+# environment in the permission group $GROUP (default ${sh(group)}).
+# Written by `trac-admin ENV deploy` (tracwsgiauth ${version}).
+# Usage: HOST=127.0.0.1 PORT=8000 GROUP=developers mod_wsgi-express [more options]
+# As root, Apache runs as the owner of the environment (chown -R it to the
+# user Apache should run as, e.g. www-data) unless you give --user/--group.
 ENV_DIR=${sh(env_path)}
 [ -n "${'$'}{GROUP:-}" ] || GROUP=${sh(group)}
 {% if express %}

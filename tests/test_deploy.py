@@ -284,9 +284,10 @@ def test_generated_group_examples_refuse_valid_non_members():
     extra = os.path.join(target, 'apache', 'examples.conf')
     with open(extra, 'w') as f:
         f.write(_uncomment(conf, '#<Location "/grp/admin">'))
-        f.write(_uncomment(conf, '#Alias /downloads /srv/downloads',
-                           '#</Directory>').replace('/srv/downloads',
-                                                    downloads))
+        f.write(_uncomment(conf, '#Alias "/downloads/grp" '
+                           '"/srv/downloads/grp"', '#</Directory>')
+                .replace('/srv/downloads/grp', downloads)
+                .replace('/downloads/grp', '/downloads'))
     open_up(parent)
     apache = Apache(include(target) + '\nInclude "%s"\n' % extra).start()
     try:

@@ -143,7 +143,7 @@ def test_express_script_serves_subversion_as_the_readme_says():
     """README: a Subversion repository beside Trac through the express
     script's --include-file, with the environment's users."""
     from harness import MODULES, free_port
-    from test_newcomer import check_served, start, stop, Newcomer
+    from tests.test_newcomer import check_served, start, stop, Newcomer
     require(shutil.which('svnadmin'), 'subversion (apt-get install '
             'subversion libapache2-mod-svn)')
     require(os.path.exists(MODULES + '/mod_dav_svn.so'), 'mod_dav_svn')

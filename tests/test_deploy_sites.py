@@ -1,0 +1,203 @@
+"""What `deploy` writes, used as a site uses it, through a real Apache:
+several environments in one server with their examples uncommented, one
+environment in two virtual hosts, HTTP Digest with the realm passwords
+were stored with, and the examples' comments as written."""
+
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from harness import (MODULES, Apache, curl, edit_ini, free_port, make_env,
+                     open_up, public_dir, require)
+from tests.test_deploy import LOGIN, _uncomment, add_user, deploy, include
+
+DAV_SVN = ('LoadModule dav_module {0}/mod_dav.so\n'
+           'LoadModule dav_svn_module {0}/mod_dav_svn.so\n'.format(MODULES))
+
+#: the first lines of the commented examples a site makes live
+EXAMPLES = [(r'#<Location "?[^"]*/admin"?>', '#</Location>'),
+            (r'#<Location "?/svn/', '#</Location>'),
+            (r'#Alias "?/downloads', '#</Directory>')]
+
+
+def virtual_hosts(ports, inside):
+    """Apache lines for one <VirtualHost> per port of 127.0.0.1, each
+    with the lines `inside` (and its own Listen)."""
+    lines = []
+    for port in ports:
+        lines += ['Listen 127.0.0.1:%d' % port,
+                  '<VirtualHost 127.0.0.1:%d>' % port,
+                  '    ServerName 127.0.0.1',
+                  inside,
+                  '</VirtualHost>']
+    return '\n'.join(lines) + '\n'
+
+
+
+def conf_of(target, name='trac.conf'):
+    with open(os.path.join(target, 'apache', name), encoding='utf-8') as f:
+        return f.read()
+
+
+def realm_at(url):
+    """The realm Apache asks for at `url`."""
+    status, _, headers = curl(url, headers=True)
+    assert status == 401, url
+    return re.search(r'realm="([^"]*)"', headers).group(1)
+
+
+def live_examples(target, parent):
+    """An Include line for the environment's group, Subversion and
+    download examples made live, their /srv folders made real."""
+    conf = conf_of(target)
+    text = ''
+    for start, end in EXAMPLES:
+        first = next(line for line in conf.splitlines()
+                     if re.match(start, line))
+        text += _uncomment(conf, first, end)
+    text = text.replace('/srv/', parent + '/srv/')
+    for repo in re.findall(r'SVNPath "?([^"\n]+)', text):
+        if not os.path.exists(repo):
+            os.makedirs(os.path.dirname(repo), exist_ok=True)
+            subprocess.run(['svnadmin', 'create', repo], check=True)
+    for folder in re.findall(r'<Directory "?([^">]+)', text):
+        os.makedirs(folder, exist_ok=True)
+        with open(os.path.join(folder, 'f.txt'), 'w') as f:
+            f.write(os.path.basename(target) + '\n')
+    path = os.path.join(target, 'apache', 'examples.conf')
+    with open(path, 'w') as f:
+        f.write(text)
+    return 'Include "%s"' % path
+
+
+@pytest.fixture(scope='module')
+def two_sites():
+    """Environments one (alice) and two (bob) in one Apache, each with
+    its examples uncommented."""
+    require(os.path.exists(MODULES + '/mod_dav_svn.so'),
+            'mod_dav_svn (apt-get install libapache2-mod-svn)')
+    require(shutil.which('svnadmin'), 'subversion')
+    parent = public_dir()
+    body = [DAV_SVN]
+    for name, user in (('one', 'alice'), ('two', 'bob')):
+        path = make_env(parent, name)
+        add_user(path, user, user + '-pw', 'developers', 'downloaders')
+        target = deploy(path)
+        body += [include(target), live_examples(target, parent)]
+    open_up(parent)
+    apache = Apache('\n'.join(body) + '\n').start()
+    yield apache
+    apache.stop()
+
+
+#: a URL of each example, and what its own user gets there (past Apache,
+#: Trac answers the admin page: 403/404 without TRAC_ADMIN)
+OWN = {'/svn/%s/': lambda status, body: status == 200 and 'Revision' in body,
+       '/downloads/%s/f.txt': lambda status, body: status == 200,
+       '/%s/admin': lambda status, body: 'Trac' in body}
+
+
+@pytest.mark.apache
+@pytest.mark.parametrize('url', sorted(OWN))
+def test_examples_of_two_environments_let_in_only_their_own_users(
+        two_sites, url):
+    for mine, user, other in (('one', 'alice', 'two'),
+                              ('two', 'bob', 'one')):
+        password = user + '-pw'
+        assert curl(two_sites.url + url % other, user, password)[0] == 401
+        status, body = curl(two_sites.url + url % mine, user, password)
+        assert OWN[url](status, body), (url % mine, user, status)
+        if 'downloads' in url:
+            assert body == 'deploy-%s\n' % mine
+
+
+@pytest.mark.apache
+def test_each_environment_has_its_own_authname(two_sites):
+    one = realm_at(two_sites.url + '/one/login')
+    two = realm_at(two_sites.url + '/two/login')
+    assert one != two
+    assert realm_at(two_sites.url + '/svn/one/') == one
+    assert realm_at(two_sites.url + '/downloads/two/f.txt') == two
+
+
+def test_webdav_hint_of_the_subversion_example_is_written(env_path):
+    conf = conf_of(deploy(env_path))
+    hint = '#    # or, for plain WebDAV: DAV On (and an Alias to the folder)'
+    assert hint in conf.splitlines()
+
+
+def _digest_instead_of_basic(target):
+    """trac.conf with the Digest example in place of the Basic login."""
+    conf = conf_of(target)
+    basic = re.search(r'^<Location "[^"]*/login">\n.*?^</Location>\n',
+                      conf, re.M | re.S)
+    digest = _uncomment(conf, '#' + basic.group(0).splitlines()[0])
+    path = os.path.join(target, 'apache', 'digest.conf')
+    with open(path, 'w') as f:
+        f.write(conf.replace(basic.group(0), '') + digest)
+    return path
+
+
+@pytest.mark.apache
+def test_digest_uses_the_realm_passwords_were_stored_with():
+    parent = public_dir()
+    path = make_env(parent, 'dig', extra_ini='\n[wsgiauth]\n'
+                    'hash_scheme = htdigest\n')
+    add_user(path, 'alice', 'alice-pw')
+    conf = _digest_instead_of_basic(deploy(path))
+    open_up(parent)
+    apache = Apache('Include "%s"\n' % conf).start()
+    try:
+        url = apache.url + '/dig/login'
+        assert realm_at(url) == 'trac'
+        assert curl(url, 'alice', 'wrong', digest=True)[0] == 401
+        status, body = curl(url, 'alice', 'alice-pw', digest=True,
+                            extra=LOGIN)
+        assert status == 200 and 'logged in as' in body
+    finally:
+        apache.stop()
+
+
+def test_realm_when_set_is_every_authname(env_path):
+    edit_ini(env_path, 'wsgiauth', 'realm', 'Our Trac')
+    conf = conf_of(deploy(env_path))
+    names = re.findall(r'^#?\s*AuthName (.*)$', conf, re.M)
+    assert len(names) == 5 and set(names) == {'"Our Trac"'}
+
+
+def _vhost_locations(target):
+    """trac-locations.conf with the group example live."""
+    conf = conf_of(target, 'trac-locations.conf')
+    path = os.path.join(target, 'apache', 'vhost.conf')
+    with open(path, 'w') as f:
+        f.write(conf + _uncomment(conf, '#<Location "/vh/admin">'))
+    return path
+
+
+@pytest.mark.apache
+def test_one_environment_in_two_virtual_hosts():
+    parent = public_dir()
+    path = make_env(parent, 'vh')
+    add_user(path, 'alice', 'alice-pw', 'developers')
+    add_user(path, 'bob', 'bob-pw')
+    target = deploy(path)
+    open_up(parent)
+    ports = [free_port(), free_port()]
+    twice = Apache(virtual_hosts(ports, include(target))).check_syntax()
+    assert 'duplicates previous WSGI daemon definition' in twice.stderr
+    apache = Apache('Include "%s"\n' % os.path.join(
+        target, 'apache', 'trac-daemon.conf') + virtual_hosts(
+        ports, 'Include "%s"' % _vhost_locations(target))).start()
+    try:
+        for port in ports:
+            url = 'http://127.0.0.1:%d/vh/' % port
+            status, body = curl(url + 'login', 'alice', 'alice-pw',
+                                extra=LOGIN)
+            assert status == 200 and 'logged in as' in body, port
+            assert curl(url + 'admin', 'bob', 'bob-pw')[0] == 401
+            assert curl(url + 'admin', 'alice', 'alice-pw')[0] != 401
+    finally:
+        apache.stop()
