@@ -1,13 +1,24 @@
-"""Real parts for the tests: Trac environments, a real Apache httpd with
-mod_wsgi, and curl as the HTTP client.
+"""Real parts for the tests and the benchmarks: Trac environments and
+their users, a real Apache httpd with mod_wsgi, and HTTP clients (curl,
+and raw Basic requests).
 
 Apache runs as `nobody` when the tests run as root, so everything it reads
-lives in world-readable folders under /tmp (pytest's tmp_path is 0700).
-When CI is set, a missing Apache, mod_wsgi or curl fails the tests
-instead of skipping them.
+lives in world-readable folders under /tmp (pytest's tmp_path is 0700),
+made by `public_dir` and removed at the end of a test session. When CI is
+set, a missing Apache, mod_wsgi or curl fails the tests instead of
+skipping them.
+
+Every password given to a user through this harness (`add_user`,
+`set_password`, `trac_admin ... wsgiauth passwd`, tests/users.py, the
+PostgreSQL roles of tests/pg.py) is remembered in `PASSWORDS`, and
+`secret` adds any other: after the run, no Apache error log may show one.
 """
 
+import base64
+import contextlib
+import http.client
 import os
+import re
 import shutil
 import signal
 import socket
@@ -15,6 +26,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import namedtuple
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -33,6 +46,22 @@ trac.env.environmentadmin = disabled
 """
 
 
+#: passwords no log may show (see `secret`)
+PASSWORDS = set()
+
+#: what `needs` asks of the running test, set by tests/conftest.py: the
+#: names of its markers (None outside pytest, e.g. in the benchmarks)
+running_marks = None
+
+
+def secret(password):
+    """`password`, remembered as one that no Apache error log of the run
+    may show (the final check in tests/conftest.py)."""
+    if len(password) >= 4:      # shorter ones match by chance
+        PASSWORDS.add(password)
+    return password
+
+
 def require(ok, what):
     """Skip outside CI, fail in CI, when a required real part is missing."""
     if ok:
@@ -42,11 +71,55 @@ def require(ok, what):
     pytest.skip('missing: %s' % what)
 
 
+def needs(marker, what):
+    """A test that starts `what` must carry `marker`, so that
+    ``-m "not apache and not postgres"`` never starts it."""
+    marks = running_marks() if running_marks else None
+    if marks is not None and marker not in marks:
+        pytest.fail('this test starts %s but is not marked %r'
+                    % (what, marker))
+
+
+#: folders made by public_dir, removed by remove_public_dirs
+_made = []
+
+
 def public_dir(prefix='twa-'):
     """A fresh folder that the Apache user can read."""
     path = tempfile.mkdtemp(prefix=prefix, dir='/tmp')
     os.chmod(path, 0o755)
+    _made.append(path)
     return path
+
+
+def remove_public_dirs():
+    """Remove every folder public_dir made (the files of other users in
+    them too, as root)."""
+    while _made:
+        shutil.rmtree(_made.pop(), ignore_errors=True)
+
+
+def read_text(path):
+    """A log file's text; '' while there is none."""
+    try:
+        with open(path, encoding='utf-8', errors='replace') as f:
+            return f.read()
+    except OSError:
+        return ''
+
+
+def write_file(path, text):
+    with open(path, 'w', encoding='utf-8') as f:
+        f.write(text)
+    return path
+
+
+def docs_folder(parent, name='docs'):
+    """A folder in `parent` holding f.txt ('ok'), to protect."""
+    docs = os.path.join(parent, name)
+    os.makedirs(docs, exist_ok=True)
+    write_file(os.path.join(docs, 'f.txt'), 'ok\n')
+    return docs
 
 
 def open_up(path):
@@ -58,6 +131,8 @@ def open_up(path):
 
 
 def trac_admin(env_path, *args, stdin=None, check=True):
+    if args[:2] == ('wsgiauth', 'passwd') and stdin:
+        secret(stdin.splitlines()[0])
     proc = subprocess.run([TRAC_ADMIN, env_path] + list(args), input=stdin,
                           capture_output=True, text=True, timeout=120)
     if check and proc.returncode != 0:
@@ -78,17 +153,61 @@ def make_env(parent, name='proj', extra_ini='', database=None):
     return path
 
 
+@contextlib.contextmanager
+def trac_env(env_path):
+    """The Trac environment at `env_path`, shut down afterwards."""
+    from trac.env import Environment
+    env = Environment(env_path)
+    try:
+        yield env
+    finally:
+        env.shutdown()
+
+
+def add_user(env_path, name, password, *groups):
+    """A user (and its groups) as an administrator adds one: through
+    trac-admin, the password on stdin."""
+    trac_admin(env_path, 'wsgiauth', 'passwd', name, stdin=password + '\n')
+    for group in groups:
+        trac_admin(env_path, 'permission', 'add', name, group)
+
+
+def set_password(env_path, name, password, *groups):
+    """The same in this process (quicker): through AuthStore and Trac's
+    permission system."""
+    from trac.perm import PermissionSystem
+    from tracwsgiauth.accounts import AuthStore
+    with trac_env(env_path) as env:
+        AuthStore(env).set_password(name, secret(password))
+        for group in groups:
+            PermissionSystem(env).grant_permission(name, group)
+
+
+Deployment = namedtuple('Deployment', 'target output script')
+
+
+def deploy(env_path, *options, target=None):
+    """`trac-admin ENV deploy` into `target` (default: deploy-<name> next
+    to the environment)."""
+    target = target or os.path.join(os.path.dirname(env_path), 'deploy-' +
+                                    os.path.basename(env_path))
+    out = trac_admin(env_path, 'deploy', target, *options).stdout
+    return Deployment(target, out,
+                      os.path.join(target, 'cgi-bin', 'trac.wsgi'))
+
+
+def include(*targets):
+    """Apache lines serving deployed environments."""
+    return ''.join('Include "%s/apache/trac.conf"\n' % t for t in targets)
+
+
 def edit_ini(env_path, section, option, value):
     """Change an option in an environment's trac.ini as another process
     would, giving the file a modification time that surely differs from
     any it had (changes are noticed by modification time)."""
-    from trac.env import Environment
-    env = Environment(env_path)
-    try:
+    with trac_env(env_path) as env:
         env.config.set(section, option, value)
         env.config.save()
-    finally:
-        env.shutdown()
     bump(os.path.join(env_path, 'conf', 'trac.ini'))
 
 
@@ -102,6 +221,69 @@ def free_port():
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
         return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout=10, interval=0.2):
+    """Whether `predicate()` came true within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())
+
+
+def wait_port(port, proc=None, what='server', timeout=20):
+    """Wait until something listens on `port` of 127.0.0.1; fail when
+    `proc` exits first or time runs out."""
+    def listening():
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError('%s exited' % what)
+        try:
+            socket.create_connection(('127.0.0.1', port), 1).close()
+            return True
+        except OSError:
+            return False
+    if not wait_for(listening, timeout, 0.05):
+        raise AssertionError('%s did not start on port %d' % (what, port))
+
+
+class SilentServer(object):
+    """A port of 127.0.0.1 that accepts connections and never answers;
+    `held`: the connections it accepted."""
+
+    def __init__(self):
+        import threading
+        self.sock = socket.socket()
+        self.sock.bind(('127.0.0.1', 0))
+        self.sock.listen(128)
+        self.port = self.sock.getsockname()[1]
+        self.held = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        try:
+            while True:
+                self.held.append(self.sock.accept()[0])
+        except OSError:
+            pass
+
+    def close(self):
+        self.sock.close()
+        for cnx in self.held:
+            cnx.close()
+
+
+def stop_group(proc, sig=signal.SIGTERM, timeout=15):
+    """Stop a process started with start_new_session=True, and its
+    children: `sig`, then SIGKILL after `timeout` seconds."""
+    if proc and proc.poll() is None:
+        os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
 
 
 def module_config():
@@ -118,18 +300,7 @@ PidFile "{root}/httpd.pid"
 ErrorLog "{root}/error.log"
 LogLevel info
 {user}
-LoadModule mpm_event_module {modules}/mod_mpm_event.so
-LoadModule authz_core_module {modules}/mod_authz_core.so
-LoadModule authz_user_module {modules}/mod_authz_user.so
-LoadModule authz_host_module {modules}/mod_authz_host.so
-LoadModule authn_core_module {modules}/mod_authn_core.so
-LoadModule authn_file_module {modules}/mod_authn_file.so
-LoadModule auth_basic_module {modules}/mod_auth_basic.so
-LoadModule auth_digest_module {modules}/mod_auth_digest.so
-LoadModule alias_module {modules}/mod_alias.so
-LoadModule mime_module {modules}/mod_mime.so
-LoadModule headers_module {modules}/mod_headers.so
-LoadModule lua_module {modules}/mod_lua.so
+{modules}
 TypesConfig /etc/mime.types
 LogFormat "%h \\"%u\\" \\"%r\\" %>s" simple
 CustomLog "{root}/access.log" simple
@@ -140,16 +311,31 @@ WSGISocketPrefix "{root}/wsgi"
 """
 
 
+MODULE_NAMES = ['mpm_event', 'authz_core', 'authz_user', 'authz_host',
+                'authn_core', 'authn_file', 'auth_basic', 'auth_digest',
+                'alias', 'mime', 'headers', 'lua']
+
+
+def load_modules():
+    return '\n'.join('LoadModule %s_module %s/mod_%s.so' % (name, MODULES,
+                                                          name)
+                     for name in MODULE_NAMES)
+
+
+def mpm(children, threads, min_spare=1, steady=False):
+    """MPM settings for exactly `children` Apache child processes of
+    `threads` threads; `steady`: none stopped or started while it runs."""
+    return ('\nStartServers {n}\nServerLimit {n}\nThreadsPerChild {t}\n'
+            'MaxRequestWorkers {all}\nMinSpareThreads {spare}\n'
+            'MaxSpareThreads {all}\n{steady}').format(
+                n=children, t=threads, all=children * threads,
+                spare=min_spare,
+                steady='MaxConnectionsPerChild 0\n' if steady else '')
+
+
 #: MPM settings for exactly one Apache child process, whose memory,
 #: first request and connection pool are then easy to observe
-ONE_CHILD = """
-StartServers 1
-ServerLimit 1
-ThreadsPerChild 25
-MaxRequestWorkers 25
-MinSpareThreads 1
-MaxSpareThreads 25
-"""
+ONE_CHILD = mpm(1, 25)
 
 
 class Apache(object):
@@ -165,6 +351,7 @@ class Apache(object):
         it answers the children's group questions), as a site must."""
         if policy:
             body += policy_daemons(body)
+        needs('apache', 'Apache')
         require(APACHE, 'Apache httpd (apt-get install apache2)')
         require(os.path.exists(MOD_WSGI_EXPRESS), 'mod_wsgi (pip install)')
         require(CURL, 'curl')
@@ -176,7 +363,7 @@ class Apache(object):
         self.conf = os.path.join(self.root, 'httpd.conf')
         with open(self.conf, 'w') as f:
             f.write(MAIN_CONF.format(root=self.root, port=self.port,
-                                     user=user, modules=MODULES,
+                                     user=user, modules=load_modules(),
                                      wsgi=module_config(), body=body))
         self.proc = None
 
@@ -191,41 +378,23 @@ class Apache(object):
             [APACHE, '-f', self.conf, '-DFOREGROUND'],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             start_new_session=True)
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError('Apache exited: %s\n%s' % (
-                    self.proc.stderr.read().decode(), self.error_log()))
-            try:
-                socket.create_connection(('127.0.0.1', self.port), 1).close()
-                return self
-            except OSError:
-                time.sleep(0.1)
-        self.stop()
-        raise AssertionError('Apache did not start:\n' + self.error_log())
+        try:
+            wait_port(self.port, self.proc, 'Apache')
+        except AssertionError as e:
+            self.stop()
+            raise AssertionError('%s: %s\n%s' % (
+                e, self.proc.stderr.read().decode(),
+                self.error_log())) from None
+        return self
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
-
-    def _read(self, name):
-        try:
-            with open(os.path.join(self.root, name), encoding='utf-8',
-                      errors='replace') as f:
-                return f.read()
-        except FileNotFoundError:
-            return ''
+        stop_group(self.proc)
 
     def error_log(self):
-        return self._read('error.log')
+        return read_text(os.path.join(self.root, 'error.log'))
 
     def access_log(self):
-        return self._read('access.log')
+        return read_text(os.path.join(self.root, 'access.log'))
 
 
 def curl(url, user=None, password=None, digest=False, headers=False,
@@ -247,28 +416,36 @@ def curl(url, user=None, password=None, digest=False, headers=False,
     return result
 
 
-def basic_get(port, path, user=None, password=None, timeout=30):
-    """(status, body) of one GET with Basic credentials, on a new
-    connection."""
-    import base64
-    import http.client
+def request(port, path, user=None, password=None, cookie=None, timeout=30):
+    """(status, body, response headers) of one GET on a new connection,
+    with Basic credentials when `user` is given: text is sent as UTF-8,
+    bytes as they are (the way a client of any encoding sends them)."""
     headers = {}
     if user is not None:
-        token = base64.b64encode(('%s:%s' % (user, password)).encode('utf-8'))
+        if isinstance(user, str):
+            user, password = user.encode('utf-8'), password.encode('utf-8')
+        token = base64.b64encode(user + b':' + password)
         headers['Authorization'] = 'Basic ' + token.decode('ascii')
+    if cookie:
+        headers['Cookie'] = cookie
     conn = http.client.HTTPConnection('127.0.0.1', port, timeout=timeout)
     try:
         conn.request('GET', path, headers=headers)
         response = conn.getresponse()
-        return response.status, response.read()
+        return response.status, response.read(), response.headers
     finally:
         conn.close()
+
+
+def basic_get(port, path, user=None, password=None, timeout=30):
+    """(status, body) of one GET with Basic credentials, on a new
+    connection."""
+    return request(port, path, user, password, timeout=timeout)[:2]
 
 
 def hammer(port, cases, concurrency=8):
     """Send every (path, user, password) case from `concurrency` threads;
     the statuses, in the order of `cases`."""
-    from concurrent.futures import ThreadPoolExecutor
     with ThreadPoolExecutor(concurrency) as pool:
         return list(pool.map(lambda case: basic_get(port, *case)[0], cases))
 
@@ -278,32 +455,38 @@ from tracwsgiauth.modwsgi import for_environment
 
 check_password, get_realm_hash, groups_for_user, allow_access = \\
     for_environment({env_path!r})
-'''
+{application}'''
 NO_POOLING = '''from trac.db.postgres_backend import PostgreSQLConnection
 PostgreSQLConnection.poolable = False
 '''
 
 
-def auth_script(path, env_path, pooled=True):
-    """Write an auth-only mod_wsgi script for one environment."""
-    with open(path, 'w') as f:
-        f.write(AUTH_SCRIPT.format(env_path=env_path,
-                                   pooling='' if pooled else NO_POOLING))
-    return path
+def auth_script(path, env_path, pooled=True, application=''):
+    """Write a mod_wsgi script for one environment: its auth entry points,
+    and the source of a WSGI `application` when given."""
+    return write_file(path, AUTH_SCRIPT.format(
+        env_path=env_path, pooling='' if pooled else NO_POOLING,
+        application=application and '\n\n' + application))
 
 
-def auth_location(url, script, group=None, kind='Basic'):
+def auth_location(url, script, group=None, kind='Basic', realm='trac',
+                  app_group='%{GLOBAL}', user_file=None):
     """An Apache <Location> that lets in the users of `script`'s
-    environment, only members of `group` when given."""
+    environment (of the htpasswd `user_file` instead when given), only
+    members of `group` (by `script`) when given."""
     lines = ['<Location %s>' % url,
              '    AuthType %s' % kind,
-             '    AuthName "trac"',
-             '    Auth%sProvider wsgi' % kind,
-             '    WSGIAuthUserScript "%s" application-group=%%{GLOBAL}'
-             % script]
+             '    AuthName "%s"' % realm]
+    if user_file:
+        lines += ['    Auth%sProvider file' % kind,
+                  '    AuthUserFile "%s"' % user_file]
+    else:
+        lines += ['    Auth%sProvider wsgi' % kind,
+                  '    WSGIAuthUserScript "%s" application-group=%s'
+                  % (script, app_group)]
     if group:
-        lines += ['    WSGIAuthGroupScript "%s" application-group=%%{GLOBAL}'
-                  % script,
+        lines += ['    WSGIAuthGroupScript "%s" application-group=%s'
+                  % (script, app_group),
                   '    <RequireAll>',
                   '        Require valid-user',
                   '        Require wsgi-group %s' % group,
@@ -317,7 +500,6 @@ def policy_daemons(body):
     """Apache lines for a mod_wsgi daemon process per group script of
     `body` that no ``WSGIImportScript`` preloads yet: preloaded, the
     script answers the children's group questions."""
-    import re
     scripts = re.findall(r'WSGIAuthGroupScript\s+"([^"]+)"', body)
     loaded = set(re.findall(r'WSGIImportScript\s+"([^"]+)"', body))
     lines = []

@@ -14,18 +14,21 @@ import pwd
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
 
-from harness import free_port, public_dir, require
+from tests.harness import (free_port, make_env, needs, public_dir, read_text,
+                           require, secret, stop_group, wait_port)
 
 PG_BIN = (sorted(glob.glob('/usr/lib/postgresql/*/bin/postgres'),
                  key=lambda p: int(p.split('/')[4]))[-1:] or [None])[0]
 PG_BIN = PG_BIN and os.path.dirname(PG_BIN)
 PGBOUNCER = shutil.which('pgbouncer', path='/usr/sbin:' + os.environ['PATH'])
 RUN_AS = 'postgres' if os.geteuid() == 0 else None
+#: the PgBouncer recipes (and their SQL) this project ships
+CONTRIB = os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), 'contrib', 'pgbouncer')
 
 
 def _as_server_user(args):
@@ -41,23 +44,17 @@ def _give(path):
                 os.chown(os.path.join(root, name), pw.pw_uid, pw.pw_gid)
 
 
-def _wait_port(port, proc=None, what='server', timeout=20):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError('%s exited' % what)
-        try:
-            socket.create_connection(('127.0.0.1', port), 1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError('%s did not start on port %d' % (what, port))
+def recipe(name):
+    """The text of one of contrib/pgbouncer's files."""
+    with open(os.path.join(CONTRIB, name)) as f:
+        return f.read()
 
 
 class Postgres(object):
     """A throwaway PostgreSQL cluster."""
 
     def __init__(self, max_connections=100):
+        needs('postgres', 'PostgreSQL')
         require(PG_BIN, 'PostgreSQL server (apt-get install postgresql)')
         import psycopg2  # noqa: F401 -- fail early when it is missing
         self.dir = public_dir('twa-pg-')
@@ -91,16 +88,12 @@ class Postgres(object):
         self._ctl('-m', 'fast', '-w', 'stop')
 
     def log(self):
-        try:
-            with open(os.path.join(self.dir, 'log')) as f:
-                return f.read()
-        except OSError:
-            return ''
+        return read_text(os.path.join(self.dir, 'log'))
 
     def url(self, database, schema=None, user='postgres', port=None,
             password=None):
         if password:
-            user += ':' + password
+            user += ':' + secret(password)
         url = 'postgres://%s@127.0.0.1:%d/%s' % (user, port or self.port,
                                                  database)
         return url + ('?schema=%s' % schema if schema else '')
@@ -125,6 +118,19 @@ class Postgres(object):
         if not self.sql('SELECT 1 FROM pg_database WHERE datname=%s',
                         (name,)):
             self.sql('CREATE DATABASE "%s"' % name)
+
+    def role_per_environment(self, name, database='trac'):
+        """contrib/pgbouncer/role-per-environment.sql for environment
+        `name`: login role trac_<name> (password <name>-secret) owning
+        schema <name> of `database`. The role's URL options."""
+        password = secret(name + '-secret')
+        subprocess.run(
+            [os.path.join(PG_BIN, 'psql'), '-q', '-h', '127.0.0.1', '-p',
+             str(self.port), '-U', 'postgres', '-d', database, '-v',
+             'env=' + name, '-v', 'password=' + password, '-f',
+             os.path.join(CONTRIB, 'role-per-environment.sql')],
+            check=True, capture_output=True)
+        return database, name, 'trac_' + name, password
 
     def connections(self, database=None, user=None):
         """Client connections other than this query's own."""
@@ -211,6 +217,9 @@ class PgBouncer(object):
                  pool_size=4, settings=()):
         if users is None:
             users = {'postgres': ''}
+        for password in users.values():
+            secret(password)
+        needs('postgres', 'PgBouncer')
         require(PGBOUNCER, 'PgBouncer (apt-get install pgbouncer)')
         self.pg = pg
         self.dir = public_dir('twa-pgb-')
@@ -252,17 +261,11 @@ class PgBouncer(object):
             _as_server_user([PGBOUNCER, self.ini]),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True)
-        _wait_port(self.port, self.proc, 'pgbouncer')
+        wait_port(self.port, self.proc, 'pgbouncer')
         return self
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGINT)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
+        stop_group(self.proc, signal.SIGINT, 10)
 
     def url(self, database, schema=None, user='postgres', password=None):
         return self.pg.url(database, schema, user, self.port, password)
@@ -273,18 +276,13 @@ class PgBouncer(object):
         return self.pg.connections()
 
     def log(self):
-        try:
-            with open(os.path.join(self.dir, 'pgbouncer.log')) as f:
-                return f.read()
-        except OSError:
-            return ''
+        return read_text(os.path.join(self.dir, 'pgbouncer.log'))
 
 
 def make_pg_env(pg, parent, name, database, schema=None, extra_ini='',
                 url=None):
     """A real Trac environment whose database is on `pg` (created when
     missing), in `schema` when given."""
-    from harness import make_env
     pg.create_database(database)
     return make_env(parent, name, extra_ini=extra_ini,
                     database=url or pg.url(database, schema))

@@ -9,13 +9,13 @@ import pytest
 from trac.env import Environment
 from trac.perm import PermissionSystem
 
-from harness import make_env, public_dir
-from pg import make_pg_env
+from tests.harness import make_env, public_dir
+from tests.pg import make_pg_env
 from tracwsgiauth import hashes
 from tracwsgiauth.accounts import AuthStore
 from tracwsgiauth.login import Refused
 from tracwsgiauth.modwsgi import rules_for
-from users import REALM, USERS, populate
+from tests.users import REALM, USERS, populate
 
 _numbers = itertools.count()
 
@@ -26,7 +26,9 @@ def rules(store):
     return rules_for(store.env.path, store.config).login
 
 
-@pytest.fixture(params=['sqlite', 'postgres', 'postgres-schema'])
+@pytest.fixture(params=['sqlite'] + [
+    pytest.param(kind, marks=pytest.mark.postgres)
+    for kind in ('postgres', 'postgres-schema')])
 def env(request):
     """A real Trac environment on each kind of database."""
     if request.param == 'sqlite':

@@ -1,6 +1,6 @@
 """The trac-admin commands, run as an administrator would run them."""
 
-from harness import trac_admin
+from tests.harness import trac_admin
 
 
 def test_passwd_check_groups_remove(env_path):

@@ -1,103 +1,42 @@
 """The mod_wsgi entry points behind a real Apache httpd, driven by curl."""
 
-import base64
-import http.client
 import os
 
 import pytest
-from trac.env import Environment
 from trac.perm import PermissionSystem
 
 from tracwsgiauth import hashes
 from tracwsgiauth.accounts import AuthStore
 
-from harness import Apache, curl, hammer, make_env, open_up, public_dir
-from users import REALM, populate
+from tests.harness import (Apache, auth_location, auth_script, curl, hammer,
+                           make_env, open_up, public_dir, request, secret,
+                           trac_env, write_file)
+from tests.users import REALM, populate
 
-SCRIPT = '''
-from tracwsgiauth.modwsgi import for_environment
+pytestmark = pytest.mark.apache
 
-check_password, get_realm_hash, groups_for_user, allow_access = \\
-    for_environment({env_path!r})
-
-
-def application(environ, start_response):
+APPLICATION = '''def application(environ, start_response):
     start_response('200 OK', [('Content-Type', 'text/plain; charset=utf-8')])
     user = environ.get('REMOTE_USER')
     return [('user=%s' % user).encode('latin-1')]
 '''
 
-LOCATIONS = '''
-WSGIScriptAlias /app "{script}" application-group=%{{GLOBAL}}
-<Location /app/basic>
-    AuthType Basic
-    AuthName "{realm}"
-    AuthBasicProvider wsgi
-    WSGIAuthUserScript "{script}" application-group=%{{GLOBAL}}
-    Require valid-user
-</Location>
-<Location /app/group>
-    AuthType Basic
-    AuthName "{realm}"
-    AuthBasicProvider wsgi
-    WSGIAuthUserScript "{script}" application-group=%{{GLOBAL}}
-    WSGIAuthGroupScript "{script}" application-group=%{{GLOBAL}}
-    <RequireAll>
-        Require valid-user
-        Require wsgi-group developers
-    </RequireAll>
-</Location>
-<Location /app/staff>
-    AuthType Basic
-    AuthName "{realm}"
-    AuthBasicProvider wsgi
-    WSGIAuthUserScript "{script}" application-group=%{{GLOBAL}}
-    WSGIAuthGroupScript "{script}" application-group=%{{GLOBAL}}
-    <RequireAll>
-        Require valid-user
-        Require wsgi-group staff
-    </RequireAll>
-</Location>
-<Location /app/everyone>
-    AuthType Basic
-    AuthName "{realm}"
-    AuthBasicProvider wsgi
-    WSGIAuthUserScript "{script}" application-group=%{{GLOBAL}}
-    WSGIAuthGroupScript "{script}" application-group=%{{GLOBAL}}
-    <RequireAll>
-        Require valid-user
-        Require wsgi-group everyone
-    </RequireAll>
-</Location>
-<Location /app/digest>
-    AuthType Digest
-    AuthName "{realm}"
-    AuthDigestProvider wsgi
-    WSGIAuthUserScript "{script}" application-group=%{{GLOBAL}}
-    Require valid-user
-</Location>
-<Location /app/missing>
-    AuthType Basic
-    AuthName "{realm}"
-    AuthBasicProvider wsgi
-    WSGIAuthUserScript "{missing}" application-group=%{{GLOBAL}}
-    Require valid-user
-</Location>
-<Location /app/htpasswd-group>
-    AuthType Basic
-    AuthName "{realm}"
-    AuthBasicProvider file
-    AuthUserFile "{htpasswd}"
-    WSGIAuthGroupScript "{script}" application-group=%{{GLOBAL}}
-    <RequireAll>
-        Require valid-user
-        Require wsgi-group developers
-    </RequireAll>
-</Location>
-<Location /app/hosts>
-    WSGIAccessScript "{script}" application-group=%{{GLOBAL}}
-</Location>
-'''
+
+def locations(script, missing, htpasswd):
+    """/app: the application; below it, each way of protecting it."""
+    return ''.join([
+        'WSGIScriptAlias /app "%s" application-group=%%{GLOBAL}\n' % script,
+        auth_location('/app/basic', script, realm=REALM),
+        auth_location('/app/group', script, 'developers', realm=REALM),
+        auth_location('/app/staff', script, 'staff', realm=REALM),
+        auth_location('/app/everyone', script, 'everyone', realm=REALM),
+        auth_location('/app/digest', script, kind='Digest', realm=REALM),
+        auth_location('/app/missing', missing, realm=REALM),
+        auth_location('/app/htpasswd-group', script, 'developers',
+                      realm=REALM, user_file=htpasswd),
+        '<Location /app/hosts>\n'
+        '    WSGIAccessScript "%s" application-group=%%{GLOBAL}\n'
+        '</Location>\n' % script])
 
 
 @pytest.fixture(scope='module')
@@ -105,22 +44,18 @@ def server():
     parent = public_dir()
     env_path = make_env(parent, extra_ini='\n[wsgiauth]\n'
                         'deny_hosts = 10.0.0.0/8\n')
-    env = Environment(env_path)
-    populate(env)
-    env.shutdown()
-    script = os.path.join(parent, 'auth.wsgi')
-    with open(script, 'w') as f:
-        f.write(SCRIPT.format(env_path=env_path))
-    missing = os.path.join(parent, 'missing.wsgi')
-    with open(missing, 'w') as f:
-        f.write(SCRIPT.format(env_path=os.path.join(parent, 'gone')))
+    with trac_env(env_path) as env:
+        populate(env)
+    script = auth_script(os.path.join(parent, 'auth.wsgi'), env_path,
+                         application=APPLICATION)
+    missing = auth_script(os.path.join(parent, 'missing.wsgi'),
+                          os.path.join(parent, 'gone'),
+                          application=APPLICATION)
     # a user another provider authenticates (mod_authn_file here)
-    htpasswd = os.path.join(parent, 'htpasswd')
-    with open(htpasswd, 'w') as f:
-        f.write('gina:%s\n' % hashes.make('md5', 'gina', 'gina-pw'))
+    htpasswd = write_file(os.path.join(parent, 'htpasswd'), 'gina:%s\n' %
+                          hashes.make('md5', 'gina', secret('gina-pw')))
     open_up(parent)
-    apache = Apache(LOCATIONS.format(script=script, missing=missing,
-                                     realm=REALM, htpasswd=htpasswd)).start()
+    apache = Apache(locations(script, missing, htpasswd)).start()
     apache.env_path = env_path
     yield apache
     apache.stop()
@@ -176,13 +111,9 @@ def test_non_ascii_user_and_password(server):
 
 
 def _raw_basic(server, path, credentials):
-    conn = http.client.HTTPConnection('127.0.0.1', server.port, timeout=20)
-    token = base64.b64encode(credentials).decode('ascii')
-    conn.request('GET', path, headers={'Authorization': 'Basic ' + token})
-    response = conn.getresponse()
-    response.read()
-    conn.close()
-    return response.status
+    """The status of a GET sending `credentials` (bytes) as they are."""
+    return request(server.port, path, *credentials.split(b':', 1),
+                   timeout=20)[0]
 
 
 def test_latin1_client_bytes_are_read_as_latin1(server):
@@ -234,26 +165,23 @@ def test_host_access(server):
 
 
 def test_changes_by_another_process_count_at_once(server):
-    env = Environment(server.env_path)
-    try:
+    with trac_env(server.env_path) as env:
         assert get(server, '/app/group', 'bob', 'hunter2')[0] == 401
         PermissionSystem(env).grant_permission('bob', 'developers')
         assert get(server, '/app/group', 'bob', 'hunter2')[0] == 200
         PermissionSystem(env).revoke_permission('bob', 'developers')
         assert get(server, '/app/group', 'bob', 'hunter2')[0] == 401
 
-        AuthStore(env).set_password('bob', 'new-pw')
+        AuthStore(env).set_password('bob', secret('new-pw'))
         assert get(server, '/app/basic', 'bob', 'hunter2')[0] == 401
         assert get(server, '/app/basic', 'bob', 'new-pw')[0] == 200
         env.db_transaction("INSERT INTO session_attribute VALUES "
                            "('bob', 1, 'approval', 'revoked')")
         assert get(server, '/app/basic', 'bob', 'new-pw')[0] == 401
-    finally:
-        env.shutdown()
 
 
 def test_missing_environment_fails_closed_and_says_so(server):
-    status, _ = get(server, '/app/missing', 'alice', 'secret-gone')
+    status, _ = get(server, '/app/missing', 'alice', secret('secret-gone'))
     assert status == 401
     log = server.error_log()
     line = ('tracwsgiauth: login refused for environment %s: '
@@ -266,8 +194,8 @@ def test_missing_environment_fails_closed_and_says_so(server):
 
 def test_error_log_never_shows_passwords(server):
     log = server.error_log()
-    for secret in ('secret', 'hunter2', 'dave:pw', 'pässword', 'upper-pw'):
-        assert secret not in log
+    for password in ('secret', 'hunter2', 'dave:pw', 'pässword', 'upper-pw'):
+        assert password not in log
 
 
 def test_groups_of_a_user_deleted_by_accountmanager(server):
@@ -275,8 +203,7 @@ def test_groups_of_a_user_deleted_by_accountmanager(server):
     Trac's cached permission table does not see."""
     from acct_mgr.model import delete_user
     url = '/app/htpasswd-group'
-    env = Environment(server.env_path)
-    try:
+    with trac_env(server.env_path) as env:
         cases = [(url, 'gina', 'gina-pw')] * 60
         assert set(hammer(server.port, cases)) == {401}
         PermissionSystem(env).grant_permission('gina', 'developers')
@@ -285,5 +212,3 @@ def test_groups_of_a_user_deleted_by_accountmanager(server):
         assert set(hammer(server.port, cases)) == {200}
         delete_user(env, 'gina')
         assert set(hammer(server.port, cases)) == {401}
-    finally:
-        env.shutdown()

@@ -11,12 +11,14 @@ import sys
 import time
 
 import pytest
-from trac.env import Environment
 from trac.perm import PermissionSystem
 
-from harness import (Apache, auth_location, auth_script, basic_get, edit_ini,
-                     make_env, open_up, public_dir)
+from tests.harness import (Apache, auth_location, auth_script, basic_get,
+                           docs_folder, edit_ini, make_env, open_up,
+                           public_dir, secret, set_password, trac_env)
 from tracwsgiauth.accounts import AuthStore
+
+pytestmark = pytest.mark.apache
 
 NAMES = ['unreadable_db', 'unreadable_ini', 'upgrade', 'ini_change',
          'locked', 'cached', 'uncached']
@@ -26,10 +28,7 @@ NAMES = ['unreadable_db', 'unreadable_ini', 'upgrade', 'ini_change',
 def site():
     parent = public_dir()
     paths = {}
-    docs = os.path.join(parent, 'docs')
-    os.mkdir(docs)
-    with open(os.path.join(docs, 'f.txt'), 'w') as f:
-        f.write('ok\n')
+    docs = docs_folder(parent)
     body = 'AliasMatch "^/([a-z_]+)/f.txt" "%s/f.txt"\n' % docs
     for name in NAMES:
         extra = '\n[wsgiauth]\nhash_scheme = sha512\n'
@@ -38,10 +37,7 @@ def site():
         database = 'sqlite:db/trac.db?timeout=1' if name == 'locked' \
             else None
         path = make_env(parent, name, extra_ini=extra, database=database)
-        env = Environment(path)
-        AuthStore(env).set_password('alice', 'alice-pw')
-        PermissionSystem(env).grant_permission('alice', 'developers')
-        env.shutdown()
+        set_password(path, 'alice', 'alice-pw', 'developers')
         paths[name] = path
         script = auth_script(os.path.join(parent, name + '.wsgi'), path)
         body += auth_location('/' + name, script, group='developers')
@@ -147,15 +143,13 @@ def test_changes_by_another_process_count_at_once(site, name):
     path = site.paths[name]
 
     def change(fn):
-        env = Environment(path)
-        try:
+        with trac_env(path) as env:
             fn(env)
-        finally:
-            env.shutdown()
 
     assert login(site, name) == 200
     assert login(site, name) == 200       # now cached where the cache is on
-    change(lambda env: AuthStore(env).set_password('alice', 'new-pw'))
+    change(lambda env: AuthStore(env).set_password('alice',
+                                                        secret('new-pw')))
     assert login(site, name) == 401
     assert login(site, name, 'new-pw') == 200
     change(lambda env: PermissionSystem(env).revoke_permission(

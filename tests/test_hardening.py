@@ -7,19 +7,18 @@ user), False (refused) or the accepted name (True, or the canonical name
 mod_wsgi then uses as REMOTE_USER)."""
 
 import base64
-import http.client
 import os
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from trac.env import Environment
 
-from harness import (Apache, auth_location, auth_script, make_env, open_up,
-                     public_dir)
+from tests.harness import (Apache, auth_location, auth_script, docs_folder,
+                           make_env, open_up, public_dir, request)
 from tracwsgiauth.modwsgi import for_environment
 from tracwsgiauth.serve import answer_policy
 from tracwsgiauth.names import to_wire
-from users import USERS, populate
+from tests.users import USERS, populate
 
 MB = 'x' * (1 << 20)
 
@@ -290,10 +289,7 @@ def apache(entry):
     path = entry[0]
     parent = os.path.dirname(path)
     script = auth_script(os.path.join(parent, 'auth.wsgi'), path)
-    docs = os.path.join(parent, 'docs')
-    os.mkdir(docs)
-    with open(os.path.join(docs, 'f.txt'), 'w') as f:
-        f.write('ok\n')
+    docs = docs_folder(parent)
     open_up(parent)
     server = Apache('Alias /p "%s"\n' % docs + auth_location(
         '/p', script, group='authenticated')).start()
@@ -302,16 +298,7 @@ def apache(entry):
 
 
 def raw_basic(port, user_bytes, password_bytes):
-    token = base64.b64encode(user_bytes + b':' + password_bytes)
-    conn = http.client.HTTPConnection('127.0.0.1', port, timeout=30)
-    try:
-        conn.request('GET', '/p/f.txt',
-                     headers={'Authorization': 'Basic ' + token.decode()})
-        response = conn.getresponse()
-        response.read()
-        return response.status
-    finally:
-        conn.close()
+    return request(port, '/p/f.txt', user_bytes, password_bytes)[0]
 
 
 def _sendable(case):
@@ -327,6 +314,7 @@ def _sendable(case):
 SAMPLE = [c for c in CASES if _sendable(c)][::3]
 
 
+@pytest.mark.apache
 def test_sample_through_apache(apache):
     assert len(SAMPLE) >= 60
     wrong = []

@@ -6,7 +6,7 @@ import subprocess
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from harness import require
+from tests.harness import require
 from tracwsgiauth import hashes
 
 HTPASSWD = shutil.which('htpasswd')

@@ -4,47 +4,40 @@ saved again and again while clients log in, and an environment whose
 PostgreSQL server accepts connections and never answers."""
 
 import os
-import socket
 import threading
 import time
 
 import pytest
-from trac.env import Environment
 
-from harness import (Apache, auth_location, auth_script, basic_get,
-                     edit_ini, make_env, open_up, public_dir, trac_admin)
+from tests.harness import (Apache, SilentServer, add_user, auth_location,
+                           auth_script, basic_get, docs_folder, edit_ini,
+                           make_env, mpm, open_up, public_dir, trac_env)
+
+pytestmark = pytest.mark.apache
 
 #: several Apache children, each with a few threads
-CHILDREN = """
-StartServers 3
-ServerLimit 3
-ThreadsPerChild 8
-MaxRequestWorkers 24
-MinSpareThreads 1
-MaxSpareThreads 24
-"""
+CHILDREN = mpm(3, 8)
 
 
 def _serve(parent, paths):
     """The environments `paths` (name -> path), alice in developers in
     each, behind a group location /<name>/f.txt, in one Apache with
     several children."""
-    docs = os.path.join(parent, 'docs')
-    os.makedirs(docs, exist_ok=True)
-    with open(os.path.join(docs, 'f.txt'), 'w') as f:
-        f.write('ok\n')
+    docs = docs_folder(parent)
     body = CHILDREN + 'AliasMatch "^/([a-z0-9]+)/f.txt" "%s/f.txt"\n' % docs
     for name, path in paths.items():
         if name != 'hung':
-            trac_admin(path, 'wsgiauth', 'passwd', 'alice',
-                       stdin='alice-pw\n')
-            trac_admin(path, 'permission', 'add', 'alice', 'developers')
+            add_user(path, 'alice', 'alice-pw', 'developers')
         script = auth_script(os.path.join(parent, name + '.wsgi'), path)
         body += auth_location('/' + name, script, group='developers')
     open_up(parent)
     apache = Apache(body).start()
     apache.paths = paths
     return apache
+
+
+def _tally(statuses):
+    return {s: statuses.count(s) for s in set(statuses)}
 
 
 def _crashes(apache):
@@ -77,12 +70,9 @@ def _save_again_and_again(path, seconds):
     deadline = time.monotonic() + seconds
     count = 0
     while time.monotonic() < deadline:
-        env = Environment(path)
-        try:
+        with trac_env(path) as env:
             env.config.set('wiki', 'saved_by_test', str(count))
             env.config.save()
-        finally:
-            env.shutdown()
         count += 1
         time.sleep(0.3)
     return count
@@ -105,8 +95,7 @@ def test_trac_ini_saved_under_load_crashes_nothing(sqlite_site):
     for thread in threads:
         thread.join()
     assert saves >= 20 and len(statuses) > 500
-    assert set(statuses) == {200}, {s: statuses.count(s)
-                                     for s in set(statuses)}
+    assert set(statuses) == {200}, _tally(statuses)
     assert _crashes(sqlite_site) == []
     # and a change still counts on the very next request
     path = sqlite_site.paths['two']
@@ -118,7 +107,7 @@ def test_trac_ini_saved_under_load_crashes_nothing(sqlite_site):
 
 
 def test_trac_ini_saved_under_load_on_postgres(pg):
-    from pg import make_pg_env
+    from tests.pg import make_pg_env
     parent = public_dir()
     apache = _serve(parent, {
         'pa': make_pg_env(pg, parent, 'pa', 'iso_a'),
@@ -130,28 +119,14 @@ def test_trac_ini_saved_under_load_on_postgres(pg):
         for thread in threads:
             thread.join()
         assert saves >= 15 and len(statuses) > 300
-        assert set(statuses) == {200}, {s: statuses.count(s)
-                                         for s in set(statuses)}
+        assert set(statuses) == {200}, _tally(statuses)
         assert _crashes(apache) == []
     finally:
         apache.stop()
 
 
-class BlackHole(object):
-    """A TCP port that accepts connections and never answers."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(('127.0.0.1', 0))
-        self.sock.listen(128)
-        self.port = self.sock.getsockname()[1]
-
-    def close(self):
-        self.sock.close()
-
-
 def test_a_hung_database_fails_closed_in_time_and_holds_up_nobody():
-    hole = BlackHole()
+    hole = SilentServer()
     parent = public_dir()
     try:
         hung = make_env(parent, 'hung', extra_ini=(
@@ -217,6 +192,5 @@ def test_group_checks_survive_a_graceful_restart(sqlite_site):
     for thread in threads:
         thread.join()
     assert len(statuses) > 200
-    assert set(statuses) == {200}, {s: statuses.count(s)
-                                     for s in set(statuses)}
+    assert set(statuses) == {200}, _tally(statuses)
     assert _crashes(sqlite_site) == []

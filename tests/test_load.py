@@ -7,36 +7,29 @@ connection left open."""
 
 import os
 
-from trac.env import Environment
-from trac.perm import PermissionSystem
+import pytest
 
-from harness import (Apache, auth_location, auth_script, hammer, make_env,
-                     open_up, public_dir)
-from pg import make_pg_env
-from tracwsgiauth.accounts import AuthStore
+from tests.harness import (Apache, auth_location, auth_script, docs_folder,
+                           hammer, make_env, open_up, public_dir,
+                           set_password)
+from tests.pg import make_pg_env
+
+pytestmark = pytest.mark.apache
 
 REQUESTS = 10000
+
 
 def test_ten_thousand_requests_over_three_environments(pg):
     parent = public_dir()
     ini = '\n[wsgiauth]\nhash_scheme = md5\n'
     paths = [make_env(parent, 'la', ini), make_env(parent, 'lb', ini),
              make_pg_env(pg, parent, 'lc', 'twa_load', 'lc', ini)]
-    docs = os.path.join(parent, 'docs')
-    os.mkdir(docs)
-    with open(os.path.join(docs, 'f.txt'), 'w') as f:
-        f.write('ok\n')
+    docs = docs_folder(parent)
     body = 'AliasMatch "^/l[a-c]/(basic|group)/f.txt" "%s/f.txt"\n' % docs
     for path in paths:
         name = os.path.basename(path)
-        env = Environment(path)
-        try:
-            store = AuthStore(env)
-            store.set_password('alice', 'alice-' + name)
-            store.set_password('bob', 'bob-' + name)
-            PermissionSystem(env).grant_permission('alice', 'developers')
-        finally:
-            env.shutdown()
+        set_password(path, 'alice', 'alice-' + name, 'developers')
+        set_password(path, 'bob', 'bob-' + name)
         script = auth_script(os.path.join(parent, name + '.wsgi'), path,
                              pooled=name != 'lc')
         body += auth_location('/%s/basic' % name, script)

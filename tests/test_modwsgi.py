@@ -10,10 +10,10 @@ import pytest
 from trac.env import Environment
 
 import tracwsgiauth.tracini
-from harness import bump, edit_ini, make_env, public_dir
+from tests.harness import bump, edit_ini, make_env, public_dir
 from tracwsgiauth.modwsgi import for_environment
 from tracwsgiauth.serve import answer_policy
-from users import populate
+from tests.users import populate
 
 
 @pytest.fixture

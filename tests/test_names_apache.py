@@ -9,9 +9,9 @@ import time
 import pytest
 from trac.env import Environment
 
-from harness import Apache, make_env, open_up, public_dir, trac_admin
+from tests.harness import Apache, make_env, open_up, public_dir, trac_admin
 from tracwsgiauth import hashes
-from trac_pages import get, trac_login, trac_shows
+from tests.trac_pages import get, trac_login, trac_shows
 
 SCRIPT = '''
 from tracwsgiauth.modwsgi import for_environment
@@ -177,7 +177,7 @@ def test_access_log_records_the_trac_name(apache):
 def test_both_sides_follow_a_trac_ini_change_on_the_next_request(apache):
     """check_password (Apache's child) and the REMOTE_USER that Trac's
     process sees take the same rule from the same trac.ini."""
-    from harness import edit_ini
+    from tests.harness import edit_ini
     path = apache.envs['plain']
     prefix = '/trac-plain'
     user, password = 'CORP\\ALICE@EXAMPLE.COM', 'secret'

@@ -15,11 +15,13 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from trac.env import Environment
 
-from harness import (Apache, auth_location, auth_script, basic_get, hammer,
-                     make_env, open_up, public_dir)
-from users import USERS, populate
+from tests.harness import (Apache, auth_location, auth_script, basic_get,
+                           hammer, make_env, mpm, open_up, public_dir,
+                           trac_env, write_file)
+from tests.users import USERS, populate
+
+pytestmark = pytest.mark.apache
 
 NEIGHBOUR_AUTH = '''def check_password(environ, user, password):
     return password == 'neighbour-pw'
@@ -39,26 +41,7 @@ def application(environ, start_response):
 
 #: several children (each its own Python), a few threads each, none
 #: stopped or started while the test runs
-CHILDREN = """
-StartServers 3
-ServerLimit 3
-ThreadsPerChild 8
-MaxRequestWorkers 24
-MinSpareThreads 24
-MaxSpareThreads 24
-MaxConnectionsPerChild 0
-"""
-
-NEIGHBOURS = '''
-WSGIScriptAlias /pyo3 "{app}" application-group=pyo3app
-<Location /neighbour>
-    AuthType Basic
-    AuthName "neighbour"
-    AuthBasicProvider wsgi
-    WSGIAuthUserScript "{auth}" application-group=neighbour
-    Require valid-user
-</Location>
-'''
+CHILDREN = mpm(3, 8, min_spare=24, steady=True)
 
 #: users whose right password is cheap to check after the first time
 #: (bcrypt and the SHA-crypts are cached per process once verified)
@@ -70,26 +53,25 @@ RIGHT = [(name, password) for name, (password, _) in USERS.items()
 def apache(request):
     parent = public_dir()
     env_path = make_env(parent)
-    env = Environment(env_path)
-    populate(env)
-    env.shutdown()
+    with trac_env(env_path) as env:
+        populate(env)
     ours = auth_script(os.path.join(parent, 'auth.wsgi'), env_path)
-    names = {'auth': 'neighbour-auth.wsgi', 'app': 'neighbour-app.wsgi'}
-    for key, text in (('auth', NEIGHBOUR_AUTH), ('app', NEIGHBOUR_APP)):
-        names[key] = os.path.join(parent, names[key])
-        with open(names[key], 'w') as f:
-            f.write(text)
-    with open(os.path.join(parent, 'index.html'), 'w') as f:
-        f.write('ok')
+    auth = write_file(os.path.join(parent, 'neighbour-auth.wsgi'),
+                      NEIGHBOUR_AUTH)
+    app = write_file(os.path.join(parent, 'neighbour-app.wsgi'),
+                     NEIGHBOUR_APP)
+    write_file(os.path.join(parent, 'index.html'), 'ok')
     open_up(parent)
     aliases = ''.join('Alias /%s "%s"\n' % (url, parent)
                       for url in ('global', 'sub', 'neighbour'))
-    neighbours = NEIGHBOURS.format(**names)
-    if request.param == 'plain':    # only the two-line check_password
-        neighbours = neighbours.split('\n', 2)[2]
+    neighbours = auth_location('/neighbour', auth, realm='neighbour',
+                               app_group='neighbour')
+    if request.param == 'pyo3':   # and not only the two-line check_password
+        neighbours = ('WSGIScriptAlias /pyo3 "%s" application-group=pyo3app\n'
+                      % app) + neighbours
     body = (CHILDREN + aliases + neighbours
             + auth_location('/global', ours)
-            + auth_location('/sub', ours).replace('%{GLOBAL}', 'tracauth'))
+            + auth_location('/sub', ours, app_group='tracauth'))
     server = Apache(body).start()
     server.neighbours = request.param
     yield server

@@ -14,8 +14,8 @@ import pytest
 from trac.env import Environment
 from trac.perm import PermissionSystem
 
-from harness import Apache, curl, open_up, public_dir, trac_admin
-from pg import PG_BIN, Peak, PgBouncer, make_pg_env
+from tests.harness import Apache, curl, open_up, public_dir, trac_admin
+from tests.pg import PG_BIN, Peak, PgBouncer, make_pg_env
 from tracwsgiauth.accounts import AuthStore
 from tracwsgiauth.pgread import SCHEMA_QUERY
 

@@ -20,8 +20,8 @@ from trac.db.api import parse_connection_uri
 from trac.env import Environment
 from trac.perm import PermissionSystem
 
-from harness import public_dir
-from pg import PgBouncer, Postgres, make_pg_env
+from tests.harness import SilentServer, public_dir, trac_env, wait_for
+from tests.pg import PgBouncer, Postgres, make_pg_env
 from tracwsgiauth.pgread import (PostgresReader, SchemaDrift, Unavailable,
                                  check_schema, parse_database_uri,
                                  postgres_schema)
@@ -140,17 +140,14 @@ def set_up(path, name):
     """alice, with a stored password of this environment, in developers;
     written through Trac."""
     stored = '{SHA}hash-of-' + name
-    env = Environment(path)
-    try:
+    with trac_env(path) as env:
         with env.db_transaction as db:
             db("INSERT INTO session (sid, authenticated, last_visit) "
                "VALUES ('alice', 1, 0)")
             db("INSERT INTO session_attribute (sid, authenticated, name, "
                "value) VALUES ('alice', 1, 'password', %s)", (stored,))
         PermissionSystem(env).grant_permission('alice', 'developers')
-        return stored
-    finally:
-        env.shutdown()
+    return stored
 
 
 @pytest.fixture(scope='module')
@@ -219,10 +216,7 @@ def backends(pg, database):
 
 
 def settles(probe, want, timeout=5):
-    deadline = time.monotonic() + timeout
-    while probe() != want and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return probe() == want
+    return wait_for(lambda: probe() == want, timeout, 0.05)
 
 
 @pytest.mark.parametrize('keep', [0, 2])
@@ -242,22 +236,9 @@ def test_connections_kept(pg, keep):
 @pytest.fixture
 def silent_port():
     """A port that accepts connections and never answers."""
-    server = socket.socket()
-    server.bind(('127.0.0.1', 0))
-    server.listen(16)
-    held = []
-
-    def accept():
-        try:
-            while True:
-                held.append(server.accept()[0])
-        except OSError:
-            pass
-    threading.Thread(target=accept, daemon=True).start()
-    yield server.getsockname()[1], held
+    server = SilentServer()
+    yield server.port, server.held
     server.close()
-    for cnx in held:
-        cnx.close()
 
 
 @pytest.mark.parametrize('timeout', [0.3, 1.0])
@@ -303,6 +284,7 @@ def test_nothing_listening():
     assert 's3cret' not in str(caught.value)
 
 
+@pytest.mark.postgres
 def test_server_restart():
     server = Postgres().start()
     try:

@@ -3,23 +3,21 @@ auth, Digest and groups, the connections left open with Trac's pooling on
 and off, a server restart in the middle, a failing query, schema drift."""
 
 import os
-import time
 
 import pytest
-from trac.env import Environment
 
-from harness import (ONE_CHILD, Apache, auth_location, basic_get, curl,
-                     hammer, open_up, public_dir, trac_admin)
-from pg import Postgres, make_pg_env
+from tests.harness import (ONE_CHILD, Apache, add_user, auth_location,
+                           basic_get, curl, deploy, docs_folder, hammer,
+                           open_up, public_dir, set_password, trac_env,
+                           wait_for)
+from tests.pg import Postgres, make_pg_env
 from tracwsgiauth.accounts import AuthStore
 from tracwsgiauth.modwsgi import rules_for
 from tracwsgiauth.pgread import SchemaDrift
 
-TRAC_POOL_SIZE = 10   # Trac's default TRAC_DB_POOL_SIZE, per process
+pytestmark = pytest.mark.postgres
 
-def deploy(env_path, target, *options):
-    trac_admin(env_path, 'deploy', target, *options)
-    return os.path.join(target, 'cgi-bin', 'trac.wsgi')
+TRAC_POOL_SIZE = 10   # Trac's default TRAC_DB_POOL_SIZE, per process
 
 
 def rules(store):
@@ -28,32 +26,15 @@ def rules(store):
     return rules_for(store.env.path, store.config).login
 
 
-def add_user(env_path, name, password, *groups):
-    trac_admin(env_path, 'wsgiauth', 'passwd', name, stdin=password + '\n')
-    for group in groups:
-        trac_admin(env_path, 'permission', 'add', name, group)
-
-
 def auth_apache(scripts):
     """Apache protecting a static file at /e<i>/ (Basic) and /d<i>/
     (Digest) with the auth script of environment i."""
-    docs = public_dir('twa-docs-')
-    with open(os.path.join(docs, 'f.txt'), 'w') as f:
-        f.write('ok\n')
+    docs = docs_folder(public_dir('twa-docs-'))
     body = ONE_CHILD + 'AliasMatch "^/[ed][0-9]+/(.*)" "%s/$1"\n' % docs
     for i, script in enumerate(scripts):
         body += auth_location('/e%d' % i, script, 'developers')
         body += auth_location('/d%d' % i, script, 'developers', 'Digest')
     return Apache(body).start()
-
-
-def wait_for(predicate, timeout=10):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return predicate()
 
 
 @pytest.fixture(scope='module')
@@ -69,11 +50,10 @@ def envs(pg):
     for path in paths:
         add_user(path, 'alice', 'pw-' + os.path.basename(path), 'developers')
         add_user(path, 'bob-' + os.path.basename(path), 'bob-pw')
-    pooled = [deploy(p, os.path.join(parent, 'pooled-' + os.path.basename(p)))
-              for p in paths]
-    unpooled = [deploy(p, os.path.join(parent, 'unpooled-' +
-                                       os.path.basename(p)), '--no-pooling')
-                for p in paths]
+    pooled = [deploy(p, target=os.path.join(
+        parent, 'pooled-' + os.path.basename(p))).script for p in paths]
+    unpooled = [deploy(p, '--no-pooling', target=os.path.join(
+        parent, 'unpooled-' + os.path.basename(p))).script for p in paths]
     open_up(parent)
     return paths, {'pooled': pooled, 'non-pooled': unpooled}
 
@@ -82,6 +62,7 @@ def app_connections(pg):
     return pg.connections('twa_pub') + pg.connections('twa_shared')
 
 
+@pytest.mark.apache
 @pytest.mark.parametrize('mode', ['pooled', 'non-pooled'])
 def test_burst_over_three_environments_and_connections_left(pg, envs, mode):
     paths, scripts = envs
@@ -135,6 +116,7 @@ def own_server():
     server.stop()
 
 
+@pytest.mark.apache
 @pytest.mark.parametrize('mode', ['pooled', 'non-pooled'])
 def test_server_restart_fails_closed_then_recovers(own_server, mode):
     pg = own_server
@@ -142,8 +124,9 @@ def test_server_restart_fails_closed_then_recovers(own_server, mode):
     path = make_pg_env(pg, parent, 'proj', 'restart_' + mode.replace('-', ''),
                        'proj', '\n[wsgiauth]\nhash_scheme = sha512\n')
     add_user(path, 'alice', 'alice-pw', 'developers')
-    script = deploy(path, os.path.join(parent, 'deploy'),
-                    *(['--no-pooling'] if mode == 'non-pooled' else []))
+    script = deploy(path, *(['--no-pooling'] if mode == 'non-pooled'
+                            else []),
+                    target=os.path.join(parent, 'deploy')).script
     open_up(parent)
     apache = auth_apache([script])
     try:
@@ -173,12 +156,14 @@ def test_server_restart_fails_closed_then_recovers(own_server, mode):
         apache.stop()
 
 
+@pytest.mark.apache
 def test_failing_query_fails_closed_and_leaks_nothing(own_server):
     pg = own_server
     parent = public_dir()
     path = make_pg_env(pg, parent, 'proj', 'failing', 'proj')
     add_user(path, 'alice', 'alice-pw', 'developers')
-    script = deploy(path, os.path.join(parent, 'deploy'), '--no-pooling')
+    script = deploy(path, '--no-pooling',
+                    target=os.path.join(parent, 'deploy')).script
     open_up(parent)
     apache = auth_apache([script])
     try:
@@ -211,11 +196,8 @@ def test_a_moved_pooled_session_never_answers_for_another_schema(pg):
     mine = make_pg_env(pg, parent, 'mine', 'twa_drift', 'mine')
     theirs = make_pg_env(pg, parent, 'theirs', 'twa_drift', 'theirs')
     for path in (mine, theirs):
-        env = Environment(path)
-        AuthStore(env).set_password('alice', 'pw-' + os.path.basename(path))
-        env.shutdown()
-    env = Environment(mine)
-    try:
+        set_password(path, 'alice', 'pw-' + os.path.basename(path))
+    with trac_env(mine) as env:
         store = AuthStore(env)
         assert rules(store).authenticate('alice', 'pw-mine') is True
         with env.db_transaction as db:   # leave the pooled session moved
@@ -226,10 +208,5 @@ def test_a_moved_pooled_session_never_answers_for_another_schema(pg):
         assert 'authenticated' in store.groups('alice')
         with pytest.raises(SchemaDrift, match="schema 'theirs'"):
             store.set_password('alice', 'x')
-    finally:
-        env.shutdown()
-    env = Environment(theirs)
-    try:
+    with trac_env(theirs) as env:
         assert rules(AuthStore(env)).authenticate('alice', 'pw-theirs') is True
-    finally:
-        env.shutdown()

@@ -9,8 +9,8 @@ import time
 import pytest
 from trac.env import Environment
 
-from harness import Apache, make_env, open_up, public_dir, trac_admin
-from trac_pages import trac_login, trac_shows
+from tests.harness import Apache, make_env, open_up, public_dir, trac_admin
+from tests.trac_pages import trac_login, trac_shows
 
 PAGE = '/sess/wiki/WikiStart'
 

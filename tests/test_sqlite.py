@@ -7,11 +7,11 @@ import threading
 import pytest
 from trac.env import Environment
 
-from harness import make_env, public_dir
+from tests.harness import make_env, public_dir
 from tracwsgiauth import tables
 from tracwsgiauth.accounts import AuthStore
 from tracwsgiauth.sqlite import SQLiteReader, _Kept
-from users import populate
+from tests.users import populate
 
 
 def make_db(path):

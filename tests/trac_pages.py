@@ -2,28 +2,18 @@
 (as raw bytes, the way a client of any encoding sends them), keep Trac's
 auth cookie, and read the user a page says is logged in."""
 
-import base64
 import html
-import http.client
 import re
+
+from tests.harness import request
 
 
 def get(port, path, user=None, password=None, cookie=None):
-    """(status, body as UTF-8, Set-Cookie header) of one GET."""
-    conn = http.client.HTTPConnection('127.0.0.1', port, timeout=20)
-    headers = {}
-    if user is not None:
-        token = base64.b64encode(user + b':' + password).decode('ascii')
-        headers['Authorization'] = 'Basic ' + token
-    if cookie:
-        headers['Cookie'] = cookie
-    try:
-        conn.request('GET', path, headers=headers)
-        response = conn.getresponse()
-        body = response.read().decode('utf-8', 'replace')
-        return response.status, body, response.getheader('Set-Cookie')
-    finally:
-        conn.close()
+    """(status, body as UTF-8, Set-Cookie header) of one GET; `user` and
+    `password` are bytes, sent as they are."""
+    status, body, headers = request(port, path, user, password, cookie,
+                                    timeout=20)
+    return status, body.decode('utf-8', 'replace'), headers['Set-Cookie']
 
 
 def trac_login(port, prefix, user, password):

@@ -2,6 +2,7 @@
 
 import time
 
+from tests.harness import secret
 from tracwsgiauth import hashes
 
 REALM = 'trac'
@@ -17,6 +18,9 @@ USERS = {
     'jürgen': ('pässword', 'htdigest'),  # non-ASCII over the wire
     'BOB': ('upper-pw', 'crypt'),        # looks like a permission action
 }
+
+for _password, _ in USERS.values():
+    secret(_password)
 
 GROUPS = [('alice', 'developers'), ('developers', 'staff'),
           ('authenticated', 'everyone'), ('jürgen', 'developers'),
