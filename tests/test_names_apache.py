@@ -7,55 +7,34 @@ import os
 import time
 
 import pytest
-from trac.env import Environment
 
-from tests.harness import Apache, make_env, open_up, public_dir, trac_admin
-from tracwsgiauth import hashes
+from tests.harness import (Apache, auth_location, auth_script, deploy,
+                           edit_ini, include, make_env, open_up, public_dir,
+                           secret, trac_env)
 from tests.trac_pages import get, trac_login, trac_shows
+from tracwsgiauth import hashes
 
-SCRIPT = '''
-from tracwsgiauth.modwsgi import for_environment
+pytestmark = pytest.mark.apache
 
-check_password, get_realm_hash, groups_for_user, allow_access = \\
-    for_environment({env_path!r})
-
-
-def application(environ, start_response):
+APPLICATION = '''def application(environ, start_response):
     start_response('200 OK', [('Content-Type', 'text/plain; charset=utf-8')])
     # REMOTE_USER arrives as the Latin-1 decoding of Apache's bytes
     return [environ['REMOTE_USER'].encode('latin-1')]
 '''
 
-#: one location per (environment, check): the user alone, and the user
-#: in a Trac group with a non-ASCII name
-LOCATION = '''
-WSGIScriptAlias /{env}/app "{script}" application-group=%{{GLOBAL}}
-<Location /{env}/app/user>
-    AuthType Basic
-    AuthName "trac"
-    AuthBasicProvider wsgi
-    WSGIAuthUserScript "{script}" application-group=%{{GLOBAL}}
-    Require valid-user
-</Location>
-<Location /{env}/app/group>
-    AuthType Basic
-    AuthName "trac"
-    AuthBasicProvider wsgi
-    WSGIAuthUserScript "{script}" application-group=%{{GLOBAL}}
-    WSGIAuthGroupScript "{script}" application-group=%{{GLOBAL}}
-    <RequireAll>
-        Require valid-user
-        Require wsgi-group prüfer
-    </RequireAll>
-</Location>
-'''
+
+def locations(env, script):
+    """One location per (environment, check): the user alone, and the
+    user in a Trac group with a non-ASCII name."""
+    return ('WSGIScriptAlias /%s/app "%s" application-group=%%{GLOBAL}\n'
+            % (env, script) + auth_location('/%s/app/user' % env, script)
+            + auth_location('/%s/app/group' % env, script, 'prüfer'))
 
 USERS = {'jürgen': 'pässword', 'alice': 'secret', 'zoë.o@x': 'zoë-pw'}
 
 
 def _populate(env_path, ini):
-    env = Environment(env_path)
-    try:
+    with trac_env(env_path) as env:
         for section, option, value in ini:
             env.config.set(section, option, value)
         env.config.save()
@@ -64,13 +43,11 @@ def _populate(env_path, ini):
                 db("INSERT INTO session VALUES (%s, 1, 0)", (name,))
                 db("INSERT INTO session_attribute "
                    "VALUES (%s, 1, 'password', %s)",
-                   (name, hashes.make('sha256', name, password)))
+                   (name, hashes.make('sha256', name, secret(password))))
                 db("INSERT INTO permission VALUES (%s, 'prüfer')", (name,))
             # Trac shows 'zoë.o@x' whole only to those who may see e-mail
             db("INSERT INTO permission VALUES ('authenticated', "
                "'EMAIL_VIEW')")
-    finally:
-        env.shutdown()
 
 
 @pytest.fixture(scope='module')
@@ -85,14 +62,11 @@ def apache():
                       ('trac', 'ignore_auth_case', 'true')])]:
         env_path = envs[name] = make_env(parent, name)
         _populate(env_path, ini)
-        script = os.path.join(parent, name + '.wsgi')
-        with open(script, 'w', encoding='utf-8') as f:
-            f.write(SCRIPT.format(env_path=env_path))
-        body.append(LOCATION.format(env=name, script=script))
+        script = auth_script(os.path.join(parent, name + '.wsgi'), env_path,
+                             application=APPLICATION)
+        body.append(locations(name, script))
         # and Trac itself, deployed, at /trac-<name>
-        target = os.path.join(parent, 'deploy-' + name)
-        trac_admin(env_path, 'deploy', target, '--url=/trac-' + name)
-        body.append('Include "%s/apache/trac.conf"' % target)
+        body.append(include(deploy(env_path, '--url=/trac-' + name).target))
     open_up(parent)
     server = Apache('\n'.join(body)).start()
     server.envs = envs
@@ -177,7 +151,6 @@ def test_access_log_records_the_trac_name(apache):
 def test_both_sides_follow_a_trac_ini_change_on_the_next_request(apache):
     """check_password (Apache's child) and the REMOTE_USER that Trac's
     process sees take the same rule from the same trac.ini."""
-    from tests.harness import edit_ini
     path = apache.envs['plain']
     prefix = '/trac-plain'
     user, password = 'CORP\\ALICE@EXAMPLE.COM', 'secret'

@@ -12,45 +12,26 @@ import sys
 
 import pytest
 from trac.env import Environment
-from trac.perm import PermissionSystem
 
-from tests.harness import Apache, curl, open_up, public_dir, trac_admin
-from tests.pg import PG_BIN, Peak, PgBouncer, make_pg_env
-from tracwsgiauth.accounts import AuthStore
+from tests.harness import (Apache, curl, deploy, edit_ini, include, open_up,
+                           public_dir, set_password, trac_admin)
+from tests.pg import Peak, PgBouncer, make_pg_env, recipe
 from tracwsgiauth.pgread import SCHEMA_QUERY
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-WORKER = os.path.join(HERE, 'pg_worker.py')
-CONTRIB = os.path.join(HERE, '..', 'contrib', 'pgbouncer')
+pytestmark = pytest.mark.postgres
+
+WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                      'pg_worker.py')
 INI = '\n[wsgiauth]\nhash_scheme = sha\ncache_size = 0\n'
-
-
-def recipe(name):
-    with open(os.path.join(CONTRIB, name)) as f:
-        return f.read()
 
 
 def set_up_users(path, name, developer):
     """`alice` with a password of this environment; in developers only
     where `developer`. Returns her password."""
     password = 'pw-%s%s' % (name, '-dev' if developer else '')
-    env = Environment(path)
-    try:
-        AuthStore(env).set_password('alice', password)
-        if developer:
-            PermissionSystem(env).grant_permission('alice', 'developers')
-    finally:
-        env.shutdown()
+    set_password(path, 'alice', password,
+                 *(['developers'] if developer else []))
     return password
-
-
-def point_at(path, url):
-    env = Environment(path)
-    try:
-        env.config.set('trac', 'database', url)
-        env.config.save()
-    finally:
-        env.shutdown()
 
 
 def run_workers(envs, mode, threads=4, count=100):
@@ -83,7 +64,7 @@ def unsafe(pg):
         # created straight on the server, then moved behind PgBouncer
         path = make_pg_env(pg, parent, name, 'twa_unsafe', schema, INI)
         envs.append((path, set_up_users(path, name, name == 'ua')))
-        point_at(path, bouncer.url('twa_unsafe', schema))
+        edit_ini(path, 'trac', 'database', bouncer.url('twa_unsafe', schema))
     open_up(parent)
     yield bouncer, envs
     bouncer.stop()
@@ -136,9 +117,7 @@ def test_doctor_and_deploy_call_the_shared_pool_unsafe(unsafe):
         assert 'Transactions pooled across server sessions: yes' \
             in proc.stdout
         assert 'one login role per environment' in proc.stdout
-    path = envs[1][0]
-    target = os.path.join(os.path.dirname(path), 'deploy-ua')
-    out = trac_admin(path, 'deploy', target, '--no-pooling').stdout
+    target, out, _ = deploy(envs[1][0], '--no-pooling')
     assert "WARNING: this environment can read ANOTHER environment's " \
         "users" in out
     with open(os.path.join(target, 'apache', 'trac.conf')) as f:
@@ -177,15 +156,8 @@ def per_role(pg):
     parent = public_dir()
     envs = []
     for name in ('rp1', 'rp2'):
-        subprocess.run(
-            [os.path.join(PG_BIN, 'psql'), '-q', '-h', '127.0.0.1', '-p',
-             str(pg.port), '-U', 'postgres', '-d', 'trac', '-v',
-             'env=' + name, '-v', 'password=%s-secret' % name, '-f',
-             os.path.join(CONTRIB, 'role-per-environment.sql')],
-            check=True, capture_output=True)
         path = make_pg_env(pg, parent, name, 'trac', None, INI,
-                           url=bouncer.url('trac', name, 'trac_' + name,
-                                           name + '-secret'))
+                           url=bouncer.url(*pg.role_per_environment(name)))
         envs.append((path, set_up_users(path, name, name == 'rp1')))
     open_up(parent)
     yield bouncer, envs
@@ -223,6 +195,7 @@ def test_role_recipe_pins_the_schema_and_grants_no_other(pg, per_role):
         cnx.close()
 
 
+@pytest.mark.apache
 def test_trac_pages_behind_pgbouncer_through_apache(per_role):
     _, envs = per_role
     targets = []
@@ -232,13 +205,11 @@ def test_trac_pages_behind_pgbouncer_through_apache(per_role):
         with open(page, 'w') as f:
             f.write('This is marker-%s.\n' % name)
         trac_admin(path, 'wiki', 'import', 'Marker', page)
-        target = os.path.join(os.path.dirname(path), 'deploy-' + name)
-        out = trac_admin(path, 'deploy', target, '--no-pooling').stdout
+        target, out, _ = deploy(path, '--no-pooling')
         assert 'WARNING' not in out
         targets.append(target)
     open_up(os.path.dirname(envs[0][0]))
-    apache = Apache('\n'.join('Include "%s/apache/trac.conf"' % t
-                              for t in targets)).start()
+    apache = Apache(include(*targets)).start()
     try:
         for (path, password), other in zip(envs, ('rp2', 'rp1'),
                                            strict=True):

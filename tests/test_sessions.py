@@ -7,10 +7,12 @@ import os
 import time
 
 import pytest
-from trac.env import Environment
 
-from tests.harness import Apache, make_env, open_up, public_dir, trac_admin
+from tests.harness import (Apache, add_user, deploy, include, make_env,
+                           open_up, public_dir, trac_admin, trac_env)
 from tests.trac_pages import trac_login, trac_shows
+
+pytestmark = pytest.mark.apache
 
 PAGE = '/sess/wiki/WikiStart'
 
@@ -22,33 +24,26 @@ def site():
         '\n[account-manager]\nlogin_attempt_max_count = 3\n'
         'user_lock_time = 3600\n'))
     for user in ('ann', 'ben', 'cat', 'dan', 'eva', 'fay'):
-        trac_admin(env_path, 'wsgiauth', 'passwd', user,
-                   stdin=user + '-pw\n')
-    target = os.path.join(parent, 'deploy')
-    trac_admin(env_path, 'deploy', target, '--url=/sess')
+        add_user(env_path, user, user + '-pw')
+    target = deploy(env_path, '--url=/sess',
+                    target=os.path.join(parent, 'deploy')).target
     open_up(parent)
-    apache = Apache('Include "%s/apache/trac.conf"\n' % target).start()
+    apache = Apache(include(target)).start()
     apache.env_path = env_path
     yield apache
     apache.stop()
 
 
 def _set(env_path, user, name, value):
-    env = Environment(env_path)
-    try:
+    with trac_env(env_path) as env:
         env.db_transaction("INSERT INTO session_attribute "
                            "VALUES (%s, 1, %s, %s)", (user, name, value))
-    finally:
-        env.shutdown()
 
 
 def _sessions(env_path, user):
-    env = Environment(env_path)
-    try:
+    with trac_env(env_path) as env:
         return env.db_query("SELECT COUNT(*) FROM auth_cookie "
                             "WHERE name=%s", (user,))[0][0]
-    finally:
-        env.shutdown()
 
 
 def _lock(env_path, user):
@@ -59,11 +54,8 @@ def _lock(env_path, user):
 
 def _delete_in_accountmanager(env_path, user):
     from acct_mgr.model import delete_user
-    env = Environment(env_path)
-    try:
+    with trac_env(env_path) as env:
         delete_user(env, user)
-    finally:
-        env.shutdown()
 
 
 REVOCATIONS = {
@@ -98,13 +90,10 @@ def test_others_keep_their_session(site):
 def _session_without_password(env_path, user, cookie):
     """What a login through another provider (SSPI, Kerberos) leaves: a
     Trac session of a user with no password here."""
-    env = Environment(env_path)
-    try:
+    with trac_env(env_path) as env:
         env.db_transaction("INSERT INTO auth_cookie VALUES "
                            "(%s, %s, '127.0.0.1', %s)",
                            (cookie, user, int(time.time())))
-    finally:
-        env.shutdown()
     return 'trac_auth=' + cookie
 
 
