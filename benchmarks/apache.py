@@ -2,7 +2,9 @@
 own mod_authn_file, the cost of loading it into an Apache child, and its
 cold start.
 
-    /opt/tracwsgiauth-venv/bin/python benchmarks/apache.py [N] [OUT.md]
+    /opt/tracwsgiauth-venv/bin/python -m benchmarks.apache [N] [OUT.md]
+
+(from the checkout's top folder).
 
 One Apache (Debian's, event MPM, mod_wsgi from pip) serves a tiny static
 file in several locations; `ab` fetches each with a fixed request count at
@@ -22,14 +24,13 @@ import tempfile
 import threading
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                '..', 'tests'))
+from trac.env import Environment
 
-from trac.env import Environment  # noqa: E402
-
-from harness import (ONE_CHILD, Apache, auth_location, auth_script,  # noqa
-                     curl, make_env, open_up, public_dir)
-from tracwsgiauth import hashes  # noqa: E402
+from benchmarks import HERE, publish
+from tests.harness import (APACHE, ONE_CHILD, Apache, auth_location,
+                           auth_script, curl, docs_folder, make_env, open_up,
+                           public_dir, trac_env, write_file)
+from tracwsgiauth import hashes
 
 AB = shutil.which('ab')
 HTPASSWD = shutil.which('htpasswd')
@@ -64,38 +65,17 @@ WRITES_PER_SECOND = 100
 #: elsewhere on the machine does not decide a ratio.
 ROUNDS = 5
 
-LOCATION = '''
-<Location /{name}>
-    AuthType Basic
-    AuthName "bench"
-{auth}
-    Require valid-user
-</Location>
-'''
-BY_FILE = '''    AuthBasicProvider file
-    AuthUserFile "{path}"'''
-BY_WSGI = '''    AuthBasicProvider wsgi
-    WSGIAuthUserScript "{path}" application-group=%{{GLOBAL}}'''
-
 
 
 def environment(parent, name, cache_size):
     path = make_env(parent, name, extra_ini='\n[wsgiauth]\ncache_size = %d\n'
                     % cache_size)
-    env = Environment(path)
-    with env.db_transaction as db:
+    with trac_env(path) as env, env.db_transaction as db:
         db("INSERT INTO system VALUES ('bench', '0')")
         for kind in ('md5', 'bcrypt'):
             db("INSERT INTO session VALUES (%s, 1, 0)", (kind,))
             db("INSERT INTO session_attribute VALUES (%s, 1, 'password', %s)",
                (kind, hashes.make(kind, kind, PASSWORD, 'trac')))
-    env.shutdown()
-    return path
-
-
-def write(path, text):
-    with open(path, 'w') as f:
-        f.write(text)
     return path
 
 
@@ -171,26 +151,33 @@ def throughput(parent, docs, n):
                          environment(parent, 'cached', 1000))
     writing_env = environment(parent, 'writing', 1000)
     writing = auth_script(os.path.join(parent, 'writing.wsgi'), writing_env)
-    trivial = write(os.path.join(parent, 'trivial.wsgi'),
+    trivial = write_file(os.path.join(parent, 'trivial.wsgi'),
                     TRIVIAL.format(password=PASSWORD))
-    bare = write(os.path.join(parent, 'bare.wsgi'), BARE_QUERY.format(
+    bare = write_file(os.path.join(parent, 'bare.wsgi'), BARE_QUERY.format(
         path=os.path.join(parent, 'cached', 'db', 'trac.db')))
     open_up(parent)
+    def by_file(location):
+        return auth_location('/' + location, None, realm='bench',
+                             user_file=htpasswd)
+
+    def by_wsgi(location, script):
+        return auth_location('/' + location, script, realm='bench')
+
     cases = [  # (label, location, auth, user, same-hash reference)
         ('no auth (the limit)', 'open', None, None, None),
-        ('mod_authn_file, $apr1$', 'file', BY_FILE.format(path=htpasswd),
+        ('mod_authn_file, $apr1$', 'file', by_file('file'),
          'md5', None),
         ('mod_authn_file, bcrypt-10', 'file', None, 'bcrypt', None),
         ('trivial Python check_password (ceiling)', 'trivial',
-         BY_WSGI.format(path=trivial), 'md5', None),
+         by_wsgi('trivial', trivial), 'md5', None),
         ('bare SQLite account query in Python (floor)', 'bare',
-         BY_WSGI.format(path=bare), 'md5', 'mod_authn_file, $apr1$'),
+         by_wsgi('bare', bare), 'md5', 'mod_authn_file, $apr1$'),
         ('tracwsgiauth, $apr1$, no cache', 'uncached',
-         BY_WSGI.format(path=uncached), 'md5', 'mod_authn_file, $apr1$'),
+         by_wsgi('uncached', uncached), 'md5', 'mod_authn_file, $apr1$'),
         ('tracwsgiauth, $apr1$, cached', 'cached',
-         BY_WSGI.format(path=cached), 'md5', 'mod_authn_file, $apr1$'),
+         by_wsgi('cached', cached), 'md5', 'mod_authn_file, $apr1$'),
         ('tracwsgiauth, $apr1$, cached, while Trac commits %d/s'
-         % WRITES_PER_SECOND, 'writing', BY_WSGI.format(path=writing), 'md5',
+         % WRITES_PER_SECOND, 'writing', by_wsgi('writing', writing), 'md5',
          'mod_authn_file, $apr1$'),
         ('tracwsgiauth, bcrypt-10, no cache', 'uncached', None, 'bcrypt',
          'mod_authn_file, bcrypt-10'),
@@ -198,9 +185,9 @@ def throughput(parent, docs, n):
          'mod_authn_file, bcrypt-10'),
     ]
     body = 'DocumentRoot "%s"\n' % docs
-    for _, location, auth, _, _ in cases:
+    for _, _, auth, _, _ in cases:
         if auth:
-            body += LOCATION.format(name=location, auth=auth)
+            body += auth
     apache = Apache(body).start()
     runs = {}
     commit_rates = []     # of the writer, commits/s
@@ -275,13 +262,12 @@ def memory_and_cold_start(parent, docs):
 def main(n=4000, out=None):
     if not (AB and HTPASSWD):
         sys.exit('needs ab and htpasswd (apt-get install apache2-utils)')
-    out = out or os.path.join(os.path.dirname(__file__), 'results-apache.md')
+    out = out or os.path.join(HERE, 'results-apache.md')
     parent = public_dir('twa-bench-')
     docs = os.path.join(parent, 'docs')
     for location in ('open', 'file', 'trivial', 'bare', 'uncached',
                      'cached', 'writing'):
-        os.makedirs(os.path.join(docs, location))
-        write(os.path.join(docs, location, 'f.txt'), 'ok\n')
+        docs_folder(docs, location)
     cases, rows, commits = throughput(parent, docs, n)
     memory = memory_and_cold_start(parent, docs)
     ceiling = {c: rows['trivial Python check_password (ceiling)', c][1]
@@ -335,10 +321,7 @@ def main(n=4000, out=None):
               'an unauthenticated request (Python already initialised by '
               'mod_wsgi). Request times are curl round trips, including '
               'a new connection.']
-    text = '\n'.join(lines) + '\n'
-    with open(out, 'w', encoding='utf-8') as f:
-        f.write(text)
-    print(text)
+    publish(out, lines)
     shutil.rmtree(parent, ignore_errors=True)
 
 
@@ -351,7 +334,6 @@ def cpu_model():
 
 
 def apache_version():
-    from harness import APACHE
     out = subprocess.run([APACHE, '-v'], capture_output=True,
                          text=True).stdout
     found = re.search(r'Apache/([\d.]+)', out)

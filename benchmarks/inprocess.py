@@ -2,7 +2,9 @@
 side by side with the floor: the bare password query (plain sqlite3, on a
 kept connection) plus the bare hash verification.
 
-    /opt/tracwsgiauth-venv/bin/python benchmarks/inprocess.py [N] [OUT.md]
+    /opt/tracwsgiauth-venv/bin/python -m benchmarks.inprocess [N] [OUT.md]
+
+(from the checkout's top folder).
 
 Writes a markdown table (median and p99 in microseconds) to OUT.md
 (default benchmarks/results-inprocess.md) and prints it.
@@ -17,14 +19,12 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                '..', 'tests'))
+from trac.env import Environment
 
-from trac.env import Environment  # noqa: E402
-
-from tracwsgiauth import hashes  # noqa: E402
-from tracwsgiauth.modwsgi import for_environment  # noqa: E402
-from tracwsgiauth.serve import answer_policy  # noqa: E402
+from benchmarks import HERE, publish
+from tracwsgiauth import hashes
+from tracwsgiauth.modwsgi import for_environment
+from tracwsgiauth.serve import answer_policy
 
 SCHEMES = ['htdigest', 'sha', 'md5', 'crypt', 'sha256', 'sha512', 'bcrypt']
 QUERY = ("SELECT value FROM session_attribute WHERE sid=? "
@@ -130,8 +130,7 @@ def timed_together(fns, n):
 
 
 def main(n=2000, out=None):
-    out = out or os.path.join(os.path.dirname(__file__),
-                              'results-inprocess.md')
+    out = out or os.path.join(HERE, 'results-inprocess.md')
     paths = {}
     for cache_size in (0, 1000):
         path = os.path.join(tempfile.mkdtemp(), 'bench')
@@ -200,10 +199,7 @@ def main(n=2000, out=None):
         lines.append('| %s | %s | %d | %.0f | %.0f | %.2f |' % (
             ' + '.join(stored), default, count, wrong, unknown,
             unknown / wrong))
-    text = '\n'.join(lines) + '\n'
-    with open(out, 'w', encoding='utf-8') as f:
-        f.write(text)
-    print(text)
+    publish(out, lines)
 
 
 if __name__ == '__main__':

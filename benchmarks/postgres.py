@@ -3,7 +3,9 @@ under concurrent authenticated load, in each connection mode side by side:
 Trac's default pooling, no pooling, and no pooling behind PgBouncer in its
 two safe configurations (contrib/pgbouncer).
 
-    python benchmarks/postgres.py [N] [REQUESTS] [OUT.md]
+    python -m benchmarks.postgres [N] [REQUESTS] [OUT.md]
+
+(from the checkout's top folder).
 
 N environments (default 50) on a throwaway PostgreSQL with
 max_connections = 20; REQUESTS (default 4000) Basic-auth requests at
@@ -21,31 +23,20 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                '..', 'tests'))
-
-from trac.env import Environment  # noqa: E402
-
-from harness import (Apache, auth_location, auth_script, basic_get,  # noqa
-                     make_env, open_up, public_dir)
-from pg import PG_BIN, Peak, PgBouncer, Postgres  # noqa: E402
-from tracwsgiauth.accounts import AuthStore  # noqa: E402
+from benchmarks import HERE, publish
+from tests.harness import (Apache, auth_location, auth_script, basic_get,
+                           docs_folder, edit_ini, make_env, open_up,
+                           public_dir, set_password)
+from tests.pg import Peak, PgBouncer, Postgres, recipe
 
 MAX_CONNECTIONS = 20
 CONCURRENCY = 32
-HERE = os.path.dirname(os.path.abspath(__file__))
-CONTRIB = os.path.join(HERE, '..', 'contrib', 'pgbouncer')
-
-def recipe(name):
-    with open(os.path.join(CONTRIB, name)) as f:
-        return f.read()
 
 
 def create_envs(pg, parent, n, layout):
     """N environments: a database each ('database'), or a schema and a
     login role each in database trac ('role'). Each has alice with
     password pw-<i>. Returns (path, url options) pairs."""
-    import subprocess
     ini = '\n[wsgiauth]\nhash_scheme = sha\n'
     envs = []
     if layout == 'role':
@@ -58,29 +49,17 @@ def create_envs(pg, parent, n, layout):
                 database, user='trac', password='trac-secret'))
             where = (database, None, 'trac', 'trac-secret')
         else:
-            name = 'r%d' % i
-            subprocess.run([
-                os.path.join(PG_BIN, 'psql'), '-q', '-h', '127.0.0.1', '-p',
-                str(pg.port), '-U', 'postgres', '-d', 'trac', '-v',
-                'env=' + name, '-v', 'password=%s-secret' % name, '-f',
-                os.path.join(CONTRIB, 'role-per-environment.sql')],
-                check=True, capture_output=True)
-            path = make_env(parent, name, ini, pg.url(
-                'trac', name, 'trac_' + name, password=name + '-secret'))
-            where = ('trac', name, 'trac_' + name, name + '-secret')
-        env = Environment(path)
-        AuthStore(env).set_password('alice', 'pw-%d' % i)
-        env.shutdown()
+            where = pg.role_per_environment('r%d' % i)
+            path = make_env(parent, 'r%d' % i, ini,
+                            pg.url(*where[:3], password=where[3]))
+        set_password(path, 'alice', 'pw-%d' % i)
         envs.append((path, where))
     return envs
 
 
 def point_at(envs, url_for):
     for path, where in envs:
-        env = Environment(path)
-        env.config.set('trac', 'database', url_for(*where))
-        env.config.save()
-        env.shutdown()
+        edit_ini(path, 'trac', 'database', url_for(*where))
 
 
 def load(apache, n_envs, requests):
@@ -119,10 +98,7 @@ def load(apache, n_envs, requests):
 
 
 def serve(parent, envs, pooled, tag):
-    docs = os.path.join(parent, 'docs-' + tag)
-    os.makedirs(docs)
-    with open(os.path.join(docs, 'f.txt'), 'w') as f:
-        f.write('ok\n')
+    docs = docs_folder(parent, 'docs-' + tag)
     body = 'AliasMatch "^/e[0-9]+/(.*)" "%s/$1"\n' % docs
     for i, (path, _) in enumerate(envs):
         script = auth_script(os.path.join(parent, '%s-%d.wsgi' % (tag, i)),
@@ -166,32 +142,29 @@ def main(n=50, requests=4000, out=None):
         run("Trac's pooling, direct", by_database, True, 'pooled')
         run('no pooling, direct', by_database, False, 'direct')
 
-        bouncer = PgBouncer(
-            pg, recipe('database-per-environment.ini'),
+        def behind_bouncer(label, envs, tag, ini, limit, **options):
+            """`envs` without pooling behind PgBouncer's recipe `ini`,
+            at most `budget` server connections by its `limit`."""
+            bouncer = PgBouncer(pg, recipe(ini), settings={
+                'default_pool_size': 1, 'server_idle_timeout': 1,
+                'server_login_retry': 1, limit: budget}, **options).start()
+            bouncers.append(bouncer)
+            point_at(envs, bouncer.url)
+            run(label, envs, False, tag)
+            bouncer.stop()
+
+        behind_bouncer(
+            'no pooling, PgBouncer, a database per environment',
+            by_database, 'bydb', 'database-per-environment.ini',
+            'max_user_connections',
             databases={'trac_b%d' % i: 'dbname=trac_b%d' % i
                        for i in range(n)},
-            users={'trac': 'trac-secret'},
-            settings={'default_pool_size': 1, 'server_idle_timeout': 1,
-                      'server_login_retry': 1,
-                      'max_user_connections': budget}).start()
-        bouncers.append(bouncer)
-        point_at(by_database, lambda db, schema, user, pw: bouncer.url(
-            db, schema, user, pw))
-        run('no pooling, PgBouncer, a database per environment',
-            by_database, False, 'bydb')
-        bouncer.stop()
-
-        bouncer2 = PgBouncer(
-            pg, recipe('role-per-environment.ini'),
-            users={'trac_r%d' % i: 'r%d-secret' % i for i in range(n)},
-            settings={'default_pool_size': 1, 'server_idle_timeout': 1,
-                      'server_login_retry': 1,
-                      'max_db_connections': budget}).start()
-        bouncers.append(bouncer2)
-        point_at(by_role, lambda db, schema, user, pw: bouncer2.url(
-            db, schema, user, pw))
-        run('no pooling, PgBouncer, a login role per environment',
-            by_role, False, 'byrole')
+            users={'trac': 'trac-secret'})
+        behind_bouncer(
+            'no pooling, PgBouncer, a login role per environment',
+            by_role, 'byrole', 'role-per-environment.ini',
+            'max_db_connections',
+            users={'trac_r%d' % i: 'r%d-secret' % i for i in range(n)})
     finally:
         for bouncer in bouncers:
             bouncer.stop()
@@ -219,10 +192,7 @@ def main(n=50, requests=4000, out=None):
     lines += ['', 'errors = right passwords not let in (the server out of '
               'connections: refused, one line in the error log each); '
               'wrong = another environment\'s password let in (must be 0).']
-    text = '\n'.join(lines) + '\n'
-    with open(out, 'w', encoding='utf-8') as f:
-        f.write(text)
-    print(text)
+    publish(out, lines)
 
 
 if __name__ == '__main__':

@@ -5,7 +5,10 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 venv=$(bash "$here/contrib/setup.sh" | tail -n 1)
+# as modules from the checkout, so that they import the test harness
+# (tests.harness); tracwsgiauth then comes from the checkout too in these
+# processes, the code setup.sh has just installed for Apache's
 cd "$here"
-"$venv/bin/python" benchmarks/inprocess.py "${1:-2000}"
-"$venv/bin/python" benchmarks/apache.py "${1:-4000}"
-"$venv/bin/python" benchmarks/postgres.py 50 2000
+"$venv/bin/python" -m benchmarks.inprocess "${1:-2000}"
+"$venv/bin/python" -m benchmarks.apache "${1:-4000}"
+"$venv/bin/python" -m benchmarks.postgres 50 2000
