@@ -65,6 +65,17 @@ def _load(apache, names, seconds, statuses):
     return threads
 
 
+def _saved_under_load(apache, names, seconds):
+    """trac.ini of the first of `names` saved again and again while
+    clients log in to all; (saves, statuses)."""
+    statuses = []
+    threads = _load(apache, names, seconds, statuses)
+    saves = _save_again_and_again(apache.paths[names[0]], seconds)
+    for thread in threads:
+        thread.join()
+    return saves, statuses
+
+
 def _save_again_and_again(path, seconds):
     """Save trac.ini every 0.3 s, as the web admin or trac-admin would."""
     deadline = time.monotonic() + seconds
@@ -88,12 +99,8 @@ def sqlite_site():
 
 
 def test_trac_ini_saved_under_load_crashes_nothing(sqlite_site):
-    names = ['one', 'two', 'three']
-    statuses = []
-    threads = _load(sqlite_site, names, 12, statuses)
-    saves = _save_again_and_again(sqlite_site.paths['one'], 12)
-    for thread in threads:
-        thread.join()
+    saves, statuses = _saved_under_load(sqlite_site, ['one', 'two', 'three'],
+                                        12)
     assert saves >= 20 and len(statuses) > 500
     assert set(statuses) == {200}, _tally(statuses)
     assert _crashes(sqlite_site) == []
@@ -113,11 +120,7 @@ def test_trac_ini_saved_under_load_on_postgres(pg):
         'pa': make_pg_env(pg, parent, 'pa', 'iso_a'),
         'pb': make_pg_env(pg, parent, 'pb', 'iso_b', schema='pb')})
     try:
-        statuses = []
-        threads = _load(apache, ['pa', 'pb'], 10, statuses)
-        saves = _save_again_and_again(apache.paths['pa'], 10)
-        for thread in threads:
-            thread.join()
+        saves, statuses = _saved_under_load(apache, ['pa', 'pb'], 10)
         assert saves >= 15 and len(statuses) > 300
         assert set(statuses) == {200}, _tally(statuses)
         assert _crashes(apache) == []

@@ -108,6 +108,22 @@ def test_burst_over_three_environments_and_connections_left(pg, envs, mode):
     assert wait_for(lambda: app_connections(pg) == 0)
 
 
+def _alice_behind_apache(path, *options):
+    """alice (alice-pw, developers) of the environment `path` behind
+    auth_apache, deployed with `options`; she is let in."""
+    add_user(path, 'alice', 'alice-pw', 'developers')
+    script = deploy(path, *options).script
+    open_up(os.path.dirname(path))
+    apache = auth_apache([script])
+    try:
+        assert basic_get(apache.port, '/e0/f.txt', 'alice', 'alice-pw')[0] \
+            == 200
+    except BaseException:
+        apache.stop()
+        raise
+    return apache
+
+
 @pytest.fixture(scope='module')
 def own_server():
     """A PostgreSQL of its own, to be stopped and broken."""
@@ -123,15 +139,9 @@ def test_server_restart_fails_closed_then_recovers(own_server, mode):
     parent = public_dir()
     path = make_pg_env(pg, parent, 'proj', 'restart_' + mode.replace('-', ''),
                        'proj', '\n[wsgiauth]\nhash_scheme = sha512\n')
-    add_user(path, 'alice', 'alice-pw', 'developers')
-    script = deploy(path, *(['--no-pooling'] if mode == 'non-pooled'
-                            else []),
-                    target=os.path.join(parent, 'deploy')).script
-    open_up(parent)
-    apache = auth_apache([script])
+    apache = _alice_behind_apache(
+        path, *(['--no-pooling'] if mode == 'non-pooled' else []))
     try:
-        assert basic_get(apache.port, '/e0/f.txt', 'alice', 'alice-pw')[0] \
-            == 200
         pg.stop()
         during = [basic_get(apache.port, '/e0/f.txt', 'alice',
                             'alice-pw')[0] for _ in range(6)]
@@ -161,14 +171,8 @@ def test_failing_query_fails_closed_and_leaks_nothing(own_server):
     pg = own_server
     parent = public_dir()
     path = make_pg_env(pg, parent, 'proj', 'failing', 'proj')
-    add_user(path, 'alice', 'alice-pw', 'developers')
-    script = deploy(path, '--no-pooling',
-                    target=os.path.join(parent, 'deploy')).script
-    open_up(parent)
-    apache = auth_apache([script])
+    apache = _alice_behind_apache(path, '--no-pooling')
     try:
-        assert basic_get(apache.port, '/e0/f.txt', 'alice', 'alice-pw')[0] \
-            == 200
         pg.sql('ALTER TABLE proj.session_attribute RENAME TO moved',
                database='failing')
         assert [basic_get(apache.port, '/e0/f.txt', 'alice', 'alice-pw')[0]
