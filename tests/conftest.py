@@ -51,6 +51,7 @@ MARKERS = {
 MODULE_MARKS = {
     'test_deploy.py': ['apache'],
     'test_deploy_values.py': ['apache'],
+    'test_deploy_sites.py': ['apache'],
     'test_demo.py': ['apache'],
     'test_newcomer.py': ['apache'],
 }
