@@ -64,7 +64,18 @@ def test_every_user_with_the_right_password(store):
         'BOB': True,
         'carol': 'account locked after failed logins',
         'eve': 'account approval pending',
-        'frank': 'e-mail address not verified'}
+        'frank': True}      # logs in, to verify the address
+
+
+def test_unverified_user_is_in_no_group_for_apache(store):
+    assert rules(store).group_refusal('frank') == \
+        'e-mail address not verified'
+    assert rules(store).group_refusal('alice') is None
+    assert rules(store).group_refusal('eve') == 'account approval pending'
+    # a session of an unverified user goes on (AccountManager's verify
+    # page needs it); a locked or unapproved one ends
+    assert rules(store).session_refusal('frank') is None
+    assert rules(store).session_refusal('carol') is not None
 
 
 def test_wrong_and_unknown(store):
@@ -77,7 +88,7 @@ def test_wrong_and_unknown(store):
 
 def test_unverified_email_counts_only_while_verification_is_on(store, env):
     env.config.set('account-manager', 'verify_email', 'false')
-    assert rules(store).authenticate('frank', 'frank-pw') is True
+    assert rules(store).group_refusal('frank') is None
 
 
 def test_realm_hash(store):

@@ -54,3 +54,18 @@ def test_help_documents_the_commands(env_path):
 def test_doctor_on_sqlite_has_nothing_to_check(env_path):
     out = trac_admin(env_path, 'wsgiauth', 'doctor').stdout
     assert 'not PostgreSQL: nothing to check' in out
+
+
+def test_a_crlf_line_is_the_password_without_its_line_end(env_path):
+    trac_admin(env_path, 'wsgiauth', 'passwd', 'dave', stdin='pw-one\r\n')
+    assert 'Accepted as dave.' in trac_admin(
+        env_path, 'wsgiauth', 'check', 'dave', stdin='pw-one\n').stdout
+    assert 'Accepted as dave.' in trac_admin(
+        env_path, 'wsgiauth', 'check', 'dave', stdin='pw-one\r\n').stdout
+
+
+def test_a_permission_group_gets_no_password(env_path):
+    trac_admin(env_path, 'permission', 'add', 'alice', 'developers')
+    proc = trac_admin(env_path, 'wsgiauth', 'passwd', 'developers',
+                      stdin='pw\n', check=False)
+    assert proc.returncode != 0 and 'is a permission group' in proc.stderr

@@ -86,7 +86,6 @@ def test_right_password_gets_in(server, user, password):
     ('nobody', 'secret'), ('Alice', 'secret'),
     ('carol', 'carol-pw'),   # locked
     ('eve', 'eve-pw'),       # approval pending
-    ('frank', 'frank-pw'),   # e-mail not verified
     ('anonymous', ''), ('authenticated', 'x'), ('developers', 'x'),
     ('EVIL\\alice', 'secret'), ('CORP\\\\alice', 'secret'),
     (' alice', 'secret'), ('alice ', 'secret'),
@@ -158,6 +157,28 @@ def test_digest(server):
     assert get(server, '/app/digest', 'alice', 'secret', digest=True)[0] \
         == 401
     assert get(server, '/app/digest', 'nobody', 'x', digest=True)[0] == 401
+
+
+def test_unverified_user_logs_in_but_is_in_no_group(server):
+    # AccountManager lets such a user log in, to verify the address
+    assert get(server, '/app/basic', 'frank', 'frank-pw') == \
+        (200, 'user=frank')
+    assert get(server, '/app/everyone', 'frank', 'frank-pw')[0] == 401
+    assert get(server, '/app/everyone', 'bob', 'hunter2')[0] == 200
+
+
+def test_another_provider_user_loses_groups_while_refused(server):
+    url = '/app/htpasswd-group'
+    with trac_env(server.env_path) as env:
+        PermissionSystem(env).grant_permission('gina', 'developers')
+        assert get(server, url, 'gina', 'gina-pw') == (200, 'user=gina')
+        env.db_transaction("INSERT INTO session_attribute VALUES "
+                           "('gina', 1, 'approval', 'revoked')")
+        assert get(server, url, 'gina', 'gina-pw')[0] == 401
+        env.db_transaction("DELETE FROM session_attribute "
+                           "WHERE sid='gina' AND name='approval'")
+        assert get(server, url, 'gina', 'gina-pw')[0] == 200
+        PermissionSystem(env).revoke_permission('gina', 'developers')
 
 
 def test_host_access(server):

@@ -36,6 +36,17 @@ def test_group_cannot_run_commands_from_the_express_script(env_path):
     assert not os.path.exists(marker)
 
 
+@pytest.mark.parametrize('option, says', [
+    ('--group=WIKI_ADMIN', 'is a permission'),
+    ('--url=/../x', 'plain URL path'), ('--url=/a/./b', 'plain URL path'),
+    ('--url=/a//b', 'plain URL path')])
+def test_values_no_request_could_match_are_refused(env_path, option, says):
+    target = os.path.join(os.path.dirname(env_path), 'deploy')
+    proc = trac_admin(env_path, 'deploy', target, option, check=False)
+    assert proc.returncode != 0 and says in proc.stdout + proc.stderr
+    assert not os.path.exists(target)
+
+
 #: realms Apache can carry exactly: quotes, expression and Define syntax
 #: that is not "${"
 GOOD_REALMS = ['Team "A" %{HTTP_HOST} $1 $ {x} }', "it's 100%", 'ünï']

@@ -91,14 +91,19 @@ def test_a_stale_socket_is_replaced(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize('mode', [0o755, 0o777])
-def test_a_socket_folder_others_can_enter_is_refused(tmp_path, monkeypatch,
-                                                     mode):
+def test_a_socket_folder_others_can_enter_is_refused_until_mended(
+        tmp_path, monkeypatch, capfd, mode):
     folder = tmp_path / 's'
     os.mkdir(folder)
     os.chmod(folder, mode)
     monkeypatch.setattr(policy, 'socket_dir', lambda: str(folder))
-    with pytest.raises(policy.PolicyError, match='mode 0700'):
-        policy.serve(str(tmp_path / 'env'), lambda q: {})
+    env = str(tmp_path / 'env')
+    policy.serve(env, lambda q: {'groups': ['mended']})
+    with pytest.raises(policy.PolicyError, match='no answer'):
+        policy.ask(env, 1, op='groups')
+    assert 'with mode 0700' in capfd.readouterr().err
+    os.chmod(folder, 0o700)         # the administrator mends it
+    assert policy.ask(env, 3, op='groups')['groups'] == ['mended']
 
 
 def test_answers_are_remembered_while_the_permission_table_is_the_same(
@@ -114,3 +119,28 @@ def test_answers_are_remembered_while_the_permission_table_is_the_same(
     now = [time.monotonic() + policy.Remembered.ttl + 1]
     monkeypatch.setattr(policy.time, 'monotonic', lambda: now[0])
     assert remembered.get('alice', rows) is None   # plugins' groups: 60 s
+
+
+def test_asked_again_when_the_process_goes_before_answering(tmp_path,
+                                                            monkeypatch):
+    """An exiting daemon (Apache's graceful restart) may take a question
+    and close without answering: the question goes to the next one."""
+    import socket
+    import threading
+    folder = tmp_path / 's'
+    os.mkdir(folder, 0o700)
+    monkeypatch.setattr(policy, 'socket_dir', lambda: str(folder))
+    env = str(tmp_path / 'env')
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(policy.socket_path(env))
+    server.listen(4)
+
+    def first_drops_then_answers():
+        server.accept()[0].close()
+        conn = server.accept()[0]
+        conn.recv(4096)
+        conn.sendall(b'{"groups": ["second"]}\n')
+        conn.close()
+    threading.Thread(target=first_drops_then_answers, daemon=True).start()
+    assert policy.ask(env, 3, op='groups')['groups'] == ['second']
+    server.close()

@@ -8,9 +8,11 @@ import time
 
 import pytest
 
-from tests.harness import (Apache, add_user, deploy, include, make_env,
-                           open_up, public_dir, trac_admin, trac_env)
-from tests.trac_pages import trac_login, trac_shows
+from tests.harness import (Apache, add_user, auth_location, deploy, include,
+                           make_env, open_up, public_dir, secret, trac_admin,
+                           trac_env, write_file)
+from tests.trac_pages import get, trac_login, trac_shows
+from tracwsgiauth import hashes
 
 pytestmark = pytest.mark.apache
 
@@ -27,8 +29,13 @@ def site():
         add_user(env_path, user, user + '-pw')
     target = deploy(env_path, '--url=/sess',
                     target=os.path.join(parent, 'deploy')).target
+    # Trac's About page behind another provider (a password file), as
+    # SSPI or Kerberos would put a user in front of Trac
+    users = write_file(os.path.join(parent, 'htpasswd'), 'kerb:%s\n' %
+                       hashes.make('md5', 'kerb', secret('kerb-pw')))
     open_up(parent)
-    apache = Apache(include(target)).start()
+    apache = Apache(include(target) + auth_location(
+        '/sess/about', None, user_file=users)).start()
     apache.env_path = env_path
     yield apache
     apache.stop()
@@ -62,8 +69,6 @@ REVOCATIONS = {
     'ann': lambda path, user: trac_admin(path, 'wsgiauth', 'remove', user),
     'ben': _lock,
     'cat': lambda path, user: _set(path, user, 'approval', 'revoked'),
-    'dan': lambda path, user: _set(path, user, 'email_verification_token',
-                                   'x1'),
     'eva': _delete_in_accountmanager,
 }
 
@@ -111,3 +116,22 @@ def test_user_of_another_provider_is_left_alone_unless_refused(site):
 def test_log_names_the_reason_never_the_password(site):
     log = site.error_log()
     assert 'ann-pw' not in log and 'ben-pw' not in log
+
+
+def test_a_user_of_another_provider_is_refused_while_refused(site):
+    def about():
+        status, body, _ = get(site.port, '/sess/about', b'kerb', b'kerb-pw')
+        return status, 'logged in as' in body
+    assert about() == (200, True)
+    _set(site.env_path, 'kerb', 'approval', 'revoked')
+    assert about() == (403, False)
+    with trac_env(site.env_path) as env:
+        env.db_transaction("DELETE FROM session_attribute WHERE sid='kerb'")
+    assert about() == (200, True)
+
+
+def test_an_unverified_address_keeps_the_session_to_verify_it(site):
+    cookie = trac_login(site.port, '/sess', 'dan', 'dan-pw')
+    _set(site.env_path, 'dan', 'email_verification_token', 'x1')
+    assert trac_shows(site.port, PAGE, cookie) == 'dan'
+    assert trac_login(site.port, '/sess', 'dan', 'dan-pw')

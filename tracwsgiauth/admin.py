@@ -21,7 +21,9 @@ def read_password(confirm):
     the command line, where other users could see it."""
     if not sys.stdin.isatty():
         line = sys.stdin.readline()
-        password = line[:-1] if line.endswith('\n') else line
+        # one line, as any editor ends it (a CRLF file too)
+        password = line[:-2] if line.endswith('\r\n') else \
+            line[:-1] if line.endswith('\n') else line
     else:
         password = getpass.getpass('Password: ')
         if confirm and getpass.getpass('Repeat password: ') != password:
@@ -101,6 +103,11 @@ class WsgiAuthAdmin(Component):
 
     def _do_passwd(self, user):
         name = self._name(user)
+        if self.env.db_query("SELECT 1 FROM permission WHERE action=%s "
+                             "LIMIT 1", (name,)):
+            raise AdminCommandError('%s is a permission group; a user of '
+                                    'that name would hold its permissions '
+                                    'in Trac.' % name)
         try:
             self._store.set_password(name, read_password(confirm=True))
         except ValueError as e:

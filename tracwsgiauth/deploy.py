@@ -124,8 +124,12 @@ class DeployAdmin(EnvironmentAdmin):
             else:
                 raise AdminCommandError('Unknown option %r' % option,
                                         show_usage=True)
-        if not re.match(r'\A/[-\w./~]*\Z', settings['url']):
-            raise AdminCommandError('--url takes a plain URL path')
+        url = settings['url']
+        if not re.match(r'\A/[-\w./~]*\Z', url) or \
+                {'.', '..'} & set(url.split('/')) or '//' in url:
+            raise AdminCommandError('--url takes a plain URL path (no . or '
+                                    '.. segment, which Apache never '
+                                    'matches)')
         apache_realm(self.config.get(SECTION, 'realm', 'trac'))
         return settings
 

@@ -63,6 +63,10 @@ def check_group(group):
         raise AdminCommandError(
             '--group=%r: a permission group name is letters, digits and '
             '- . _ @ only' % group)
+    if group.isupper():
+        raise AdminCommandError(
+            '--group=%r is a permission (upper case), which no user is a '
+            'member of; name a group (lower case)' % group)
     return group
 
 

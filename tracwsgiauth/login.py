@@ -168,22 +168,31 @@ class Login(object):
             return str(e)
 
     def session_refusal(self, name):
-        """Why a Trac session of `name` must end, or None. A user with no
-        password here (authenticated by another provider: SSPI,
-        Kerberos) is refused only while locked or not approved."""
+        """Why a Trac session of `name` (or a REMOTE_USER another Apache
+        module authenticated) must end, or None: locked or not
+        approved, whether the password is stored here or not (SSPI,
+        Kerberos)."""
+        return self.refusal(name)
+
+    def group_refusal(self, name):
+        """Why `name` must be in no group for Apache, or None: refused,
+        or an e-mail address not verified yet (AccountManager lets such
+        a user log in, to verify, with no more than anonymous's
+        permissions)."""
         attrs = self._read(name)
         try:
-            self.check_state(attrs, email='password' in attrs)
+            self.check_state(attrs)
         except Refused as e:
             return str(e)
+        if attrs.get('email_verification_token') is not None and \
+                self.settings.verify_email:
+            return 'e-mail address not verified'
+        return None
 
-    def check_state(self, attrs, email=True):
+    def check_state(self, attrs):
         """Raise `Refused` when the account state forbids a login."""
         if attrs.get('approval'):
             raise Refused('account approval %s' % attrs['approval'][:40])
-        if email and attrs.get('email_verification_token') is not None \
-                and self.settings.verify_email:
-            raise Refused('e-mail address not verified')
         if self.settings.lock.locked(attrs, time.time()):
             raise Refused('account locked after failed logins')
 

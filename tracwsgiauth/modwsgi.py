@@ -207,8 +207,14 @@ class _Provider(object):
 
     def trac_name(self, user):
         """The Trac user name for a REMOTE_USER that any Apache module
-        set, by the rule `check_password` applies; None to refuse it."""
-        return self._current().login.canonical(from_wire(user))
+        set, by the rule `check_password` applies; None to refuse it,
+        also when the account is locked or not approved (another module,
+        SSPI or Kerberos, may have authenticated it)."""
+        login = self._current().login
+        name = login.canonical(from_wire(user))
+        if name is None or login.session_refusal(name):
+            return None
+        return name
 
     def session_refusal(self, cookie):
         """(user, why) when the Trac session of an auth cookie must end
@@ -258,7 +264,7 @@ class _Provider(object):
         try:
             loaded = self._current()
             name = loaded.login.canonical(from_wire(user))
-            if name is None:
+            if name is None or loaded.login.group_refusal(name):
                 return []
             rows = tables.permissions(loaded.reader)
             groups = loaded.answers.get(name, rows)

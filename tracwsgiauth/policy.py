@@ -20,6 +20,7 @@ import os
 import socket
 import stat
 import struct
+import sys
 import tempfile
 import threading
 import time
@@ -69,12 +70,17 @@ def _same_user(sock):
         raise PolicyError('the policy socket is held by user %d' % uid)
 
 
+class _Dropped(ConnectionError):
+    """The policy process closed the connection before it answered (it
+    is exiting: Apache restarts its daemons)."""
+
+
 def _read_line(sock):
     data = b''
     while not data.endswith(b'\n'):
         chunk = sock.recv(4096)
         if not chunk:
-            raise PolicyError('the policy process closed the connection')
+            raise _Dropped('the policy process closed the connection')
         data += chunk
         if len(data) > MAX_LINE:
             raise PolicyError('answer too long')
@@ -93,17 +99,27 @@ def _connect(sock, path, deadline):
             time.sleep(0.05)
 
 
+def _ask_once(path, question, deadline):
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(max(deadline - time.monotonic(), 0.01))
+        _connect(sock, path, deadline)
+        _same_user(sock)
+        sock.sendall(json.dumps(question).encode('utf-8') + b'\n')
+        return _read_line(sock)
+
+
 def ask(env_path, timeout, **question):
     """The answer of the environment's policy process (a dict); raises
-    PolicyError when it cannot be had within `timeout` seconds."""
+    PolicyError when it cannot be had within `timeout` seconds. Asked
+    once more when the process went away before answering: the one
+    Apache starts instead takes the question."""
     path = socket_path(env_path)
+    deadline = time.monotonic() + timeout
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(timeout)
-            _connect(sock, path, time.monotonic() + timeout)
-            _same_user(sock)
-            sock.sendall(json.dumps(question).encode('utf-8') + b'\n')
-            answer = _read_line(sock)
+        try:
+            answer = _ask_once(path, question, deadline)
+        except (_Dropped, ConnectionResetError, BrokenPipeError):
+            answer = _ask_once(path, question, deadline)
     except OSError as e:
         raise PolicyError('no answer from the policy process at %s '
                           '(%s); it runs in the Trac daemon process that '
@@ -164,11 +180,11 @@ def _listen(path):
 
 
 def serve(env_path, answer):
-    """Answer questions about the environment in daemon threads:
+    """Answer questions about the environment in a daemon thread:
     `answer(question) -> dict`. While another live process answers for
-    it (Apache restarting its daemons: the old one not gone yet), stand
-    by and take over once it is gone. Returns the thread."""
-    _private_dir()
+    it (Apache restarting its daemons: the old one not gone yet), or the
+    socket folder cannot be used (one line on stderr says why), look
+    again every `STANDBY` seconds. Returns the thread."""
     thread = threading.Thread(target=_serve_forever,
                               args=(socket_path(env_path), answer),
                               name='tracwsgiauth policy', daemon=True)
@@ -176,15 +192,33 @@ def serve(env_path, answer):
     return thread
 
 
-#: Seconds between two looks at whether the answering process is gone.
+#: Seconds between two looks at whether the socket can be taken.
 STANDBY = 0.5
 
 
+def _take(path, said):
+    """A listening socket at `path`, or None for now."""
+    try:
+        _private_dir()
+        return _listen(path)
+    except (OSError, PolicyError) as e:
+        if not said:
+            sys.stderr.write('tracwsgiauth: cannot answer group checks at '
+                             '%s (refused until it can): %s\n' % (path, e))
+            sys.stderr.flush()
+            said.append(e)
+        return None
+
+
 def _serve_forever(path, answer):
-    sock = _listen(path)
+    said = []
+    sock = _take(path, said)
     while sock is None:
         time.sleep(STANDBY)
-        sock = _listen(path)
+        sock = _take(path, said)
+    if said:
+        sys.stderr.write('tracwsgiauth: answering group checks at %s\n'
+                         % path)
     _accept(sock, answer)
 
 

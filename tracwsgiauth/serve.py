@@ -2,7 +2,6 @@
 environment, seeing the same canonical user names as the auth provider,
 and no session of a user who may no longer log in."""
 
-import sys
 import threading
 
 from trac.core import Component, implements
@@ -94,11 +93,7 @@ def answer_policy(env_path):
         if question.get('op') != 'groups':
             raise ValueError('unknown question %r' % question.get('op'))
         return {'groups': _store(env_path).groups(str(question['user']))}
-    try:
-        policy.serve(env_path, answer)
-    except Exception as e:  # group checks then fail closed, and say why
-        sys.stderr.write('tracwsgiauth: cannot answer group checks for '
-                         'environment %s: %s\n' % (env_path, e))
+    policy.serve(env_path, answer)
 
 
 def _rename_user(provider, environ):
@@ -143,7 +138,7 @@ def serving(env_path, reflect_user=False, pooled=True):
         if environ.get('REMOTE_USER'):
             if not _rename_user(provider, environ):
                 return _forbidden(start_response,
-                                  'This user name is not accepted.\n')
+                                  'This user may not log in to Trac.\n')
         else:
             _screen_session(provider, environ, env_path)
         if reflect_user:
