@@ -450,22 +450,19 @@ def hammer(port, cases, concurrency=8):
         return list(pool.map(lambda case: basic_get(port, *case)[0], cases))
 
 
-AUTH_SCRIPT = '''{pooling}
+AUTH_SCRIPT = '''
 from tracwsgiauth.modwsgi import for_environment
 
 check_password, get_realm_hash, groups_for_user, allow_access = \\
-    for_environment({env_path!r})
+    for_environment({env_path!r}, pooled={pooled!r})
 {application}'''
-NO_POOLING = '''from trac.db.postgres_backend import PostgreSQLConnection
-PostgreSQLConnection.poolable = False
-'''
 
 
 def auth_script(path, env_path, pooled=True, application=''):
     """Write a mod_wsgi script for one environment: its auth entry points,
     and the source of a WSGI `application` when given."""
     return write_file(path, AUTH_SCRIPT.format(
-        env_path=env_path, pooling='' if pooled else NO_POOLING,
+        env_path=env_path, pooled=pooled,
         application=application and '\n\n' + application))
 
 
