@@ -1,7 +1,8 @@
 """Many Trac environments on one small PostgreSQL server, behind one Apache,
 under concurrent authenticated load, in each connection mode side by side:
-Trac's default pooling, no pooling, and no pooling behind PgBouncer in its
-two safe configurations (contrib/pgbouncer).
+connections kept for reuse (the default: at most 5 per environment and
+Apache process), none kept (deploy --no-pooling), and none kept behind
+PgBouncer in its two safe configurations (contrib/pgbouncer).
 
     python -m benchmarks.postgres [N] [REQUESTS] [OUT.md]
 
@@ -139,7 +140,8 @@ def main(n=50, requests=4000, out=None):
         direct = lambda db, schema, user, pw: pg.url(db, schema, user,  # noqa
                                                      password=pw)
         point_at(by_database, direct)
-        run("Trac's pooling, direct", by_database, True, 'pooled')
+        run('connections kept (default), direct', by_database, True,
+            'pooled')
         run('no pooling, direct', by_database, False, 'direct')
 
         def behind_bouncer(label, envs, tag, ini, limit, **options):
