@@ -92,6 +92,15 @@ def public_dir(prefix='twa-'):
     return path
 
 
+def private_dir(prefix='twa-private-'):
+    """A fresh folder that only its owner may enter (mode 0700, as a
+    fresh clone in a home folder is to the Apache user), removed with the
+    folders of public_dir."""
+    path = tempfile.mkdtemp(prefix=prefix, dir='/tmp')
+    _made.append(path)
+    return path
+
+
 def remove_public_dirs():
     """Remove every folder public_dir made (the files of other users in
     them too, as root)."""
@@ -196,9 +205,28 @@ def deploy(env_path, *options, target=None):
                       os.path.join(target, 'cgi-bin', 'trac.wsgi'))
 
 
+def deploy_ours(env_path, *options, target=None):
+    """deploy, which must say that it wrote this plugin's scripts (not
+    Trac's own deploy)."""
+    deployment = deploy(env_path, *options, target=target)
+    assert 'Wrote tracwsgiauth scripts' in deployment.output, \
+        deployment.output
+    return deployment
+
+
 def include(*targets):
     """Apache lines serving deployed environments."""
     return ''.join('Include "%s/apache/trac.conf"\n' % t for t in targets)
+
+
+def uncomment(text, start, end='#</'):
+    """The commented example block of a generated file that begins with
+    the line `start`, made live."""
+    lines = text.splitlines()
+    first = lines.index(start)
+    last = next(i for i in range(first, len(lines))
+                if lines[i].startswith(end))
+    return '\n'.join(line[1:] for line in lines[first:last + 1]) + '\n'
 
 
 def edit_ini(env_path, section, option, value):
@@ -414,6 +442,34 @@ def curl(url, user=None, password=None, digest=False, headers=False,
     if headers:
         return result + (proc.stderr.decode('latin-1'),)
     return result
+
+
+#: curl options that follow Trac's redirect after /login, keeping its
+#: session cookie
+LOGIN = ['-L', '-b', '']
+
+
+def check_login(url, user, password, shown=None):
+    """Trac at `url` (its base URL) lets `user` in at /login with
+    `password` through Apache's Basic auth and shows them logged in (as
+    `shown`, default `user`), and Apache refuses a wrong password."""
+    status, body = curl(url + '/login', user, password, extra=LOGIN)
+    assert status == 200, body[:1000]
+    assert re.search(r'logged in as\s*(<[^>]*>\s*)*%s\b'
+                     % re.escape(shown or user), body), body[:2000]
+    assert curl(url + '/login', user, 'wrong')[0] == 401
+    return body
+
+
+def started(port, proc, what, timeout):
+    """wait_port, failing with the output of `proc` (started with
+    stdout=PIPE) when it exited first."""
+    try:
+        wait_port(port, proc, what, timeout)
+    except AssertionError as e:
+        out = proc.stdout.read().decode('utf-8', 'replace') \
+            if proc.poll() is not None and proc.stdout else ''
+        raise AssertionError('%s\n%s' % (e, out)) from None
 
 
 def request(port, path, user=None, password=None, cookie=None, timeout=30):

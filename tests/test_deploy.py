@@ -3,41 +3,20 @@ a real Apache httpd."""
 
 import os
 import re
-import signal
 import stat
 import subprocess
 import sys
-import tempfile
 import time
 
 import pytest
 from trac.env import Environment
 
 import tracwsgiauth.deploy
-from harness import (Apache, curl, free_port, make_env, open_up,
-                     public_dir, trac_admin)
+from tests.harness import (LOGIN, Apache, add_user, check_login, curl,
+                           deploy_ours, docs_folder, free_port, include,
+                           make_env, open_up, private_dir, public_dir,
+                           stop_group, trac_admin, uncomment, wait_port)
 from tracwsgiauth.deploy import write_files
-
-#: follow Trac's redirect after /login, keeping its session cookie
-LOGIN = ['-L', '-b', '']
-
-
-def deploy(env_path, *options):
-    target = os.path.join(os.path.dirname(env_path), 'deploy-' +
-                          os.path.basename(env_path))
-    out = trac_admin(env_path, 'deploy', target, *options).stdout
-    assert 'Wrote tracwsgiauth scripts' in out
-    return target
-
-
-def add_user(env_path, name, password, *groups):
-    trac_admin(env_path, 'wsgiauth', 'passwd', name, stdin=password + '\n')
-    for group in groups:
-        trac_admin(env_path, 'permission', 'add', name, group)
-
-
-def include(*targets):
-    return '\n'.join('Include "%s/apache/trac.conf"' % t for t in targets)
 
 
 @pytest.fixture(scope='module')
@@ -48,23 +27,21 @@ def two_envs():
     two = make_env(parent, 'two')
     add_user(one, 'alice', 'alice-pw', 'developers')
     add_user(two, 'bob', 'bob-pw')
-    targets = [deploy(one), deploy(two)]
+    targets = [deploy_ours(one).target, deploy_ours(two).target]
     open_up(parent)
     apache = Apache(include(*targets)).start()
     yield apache, targets
     apache.stop()
 
 
+@pytest.mark.apache
 def test_login_shows_trac_logged_in(two_envs):
     apache, _ = two_envs
-    status, body = curl(apache.url + '/one/login', 'alice', 'alice-pw',
-                        extra=LOGIN)
-    assert status == 200
-    assert re.search(r'logged in as\s*(<[^>]*>\s*)*alice', body), body[:2000]
-    assert curl(apache.url + '/one/login', 'alice', 'wrong')[0] == 401
+    check_login(apache.url + '/one', 'alice', 'alice-pw')
     assert curl(apache.url + '/one/login')[0] == 401
 
 
+@pytest.mark.apache
 def test_each_environment_has_its_own_users_and_pages(two_envs):
     apache, _ = two_envs
     assert curl(apache.url + '/two/login', 'alice', 'alice-pw')[0] == 401
@@ -80,19 +57,17 @@ def test_each_environment_has_its_own_users_and_pages(two_envs):
                     % name)[0] == 200
 
 
+@pytest.mark.apache
 def test_domain_user_becomes_trac_user(two_envs):
     apache, _ = two_envs
-    status, body = curl(apache.url + '/one/login', 'CORP\\alice',
-                        'alice-pw', extra=LOGIN)
-    assert status == 200
-    assert re.search(r'logged in as\s*(<[^>]*>\s*)*alice\b', body)
+    body = check_login(apache.url + '/one', 'CORP\\alice', 'alice-pw',
+                       shown='alice')
     assert 'CORP' not in re.search(r'logged in as.{0,200}', body,
                                    re.S).group(0)
 
 
 def test_generated_files_and_modes(env_path):
-    for target in [deploy(env_path)]:
-        script = os.path.join(target, 'cgi-bin', 'trac.wsgi')
+    for target, _, script in [deploy_ours(env_path)]:
         conf = os.path.join(target, 'apache', 'trac.conf')
         express = os.path.join(target, 'apache', 'mod_wsgi-express')
         assert stat.S_IMODE(os.stat(script).st_mode) == 0o755
@@ -105,6 +80,7 @@ def test_generated_files_and_modes(env_path):
         subprocess.run(['sh', '-n', express], check=True)
 
 
+@pytest.mark.apache
 def test_group_requirements_are_always_inside_require_all(two_envs):
     _, targets = two_envs
     with open(os.path.join(targets[0], 'apache', 'trac.conf')) as f:
@@ -165,13 +141,15 @@ def test_pooling_off_only_when_asked_on_postgres(env, database, pooling,
 
 
 def test_no_pooling_option_of_deploy(env_path):
-    target = deploy(env_path, '--no-pooling')   # SQLite: nothing to turn off
-    with open(os.path.join(target, 'cgi-bin', 'trac.wsgi')) as f:
+    # SQLite: nothing to turn off
+    target, _, script = deploy_ours(env_path, '--no-pooling')
+    with open(script) as f:
         assert 'poolable' not in f.read()
     bad = trac_admin(env_path, 'deploy', target, '--bogus', check=False)
     assert bad.returncode != 0
 
 
+@pytest.mark.apache     # Apache checks the syntax of its configuration
 @pytest.mark.parametrize('name', [
     'quo\'te"s', 'new\nline', 'back\\slash', 'sp ace', 'ünï', "x'''; "
     "import os; os.system('touch pwned') #"])
@@ -228,12 +206,13 @@ def test_hotcopy_and_upgrade_still_work(env_path):
     assert 'up to date' in out or 'Upgrade done' in out
 
 
+@pytest.mark.apache
 def test_trac_logins_reach_the_access_log_but_not_the_client():
     parent = public_dir()
     env_path = make_env(parent, 'logs', extra_ini='\n[wsgiauth]\n'
                         'log_trac_logins = true\n')
     add_user(env_path, 'carl', 'carl-pw')
-    target = deploy(env_path)
+    target = deploy_ours(env_path).target
     open_up(parent)
     apache = Apache(include(target)).start()
     try:
@@ -258,33 +237,21 @@ def test_trac_logins_reach_the_access_log_but_not_the_client():
         apache.stop()
 
 
-def _uncomment(text, start, end='#</'):
-    """The commented example block of a generated file that begins with
-    the line `start`, made live."""
-    lines = text.splitlines()
-    first = lines.index(start)
-    last = next(i for i in range(first, len(lines))
-                if lines[i].startswith(end))
-    return '\n'.join(line[1:] for line in lines[first:last + 1]) + '\n'
-
-
+@pytest.mark.apache
 def test_generated_group_examples_refuse_valid_non_members():
     parent = public_dir()
     path = make_env(parent, 'grp', extra_ini='\n[wsgiauth]\n'
                     'deny_hosts = 192.0.2.0/24\n')
     add_user(path, 'alice', 'alice-pw', 'developers', 'downloaders')
     add_user(path, 'bob', 'bob-pw')
-    target = deploy(path, '--url=/grp', '--group=developers')
-    downloads = os.path.join(parent, 'downloads')
-    os.mkdir(downloads)
-    with open(os.path.join(downloads, 'f.txt'), 'w') as f:
-        f.write('ok\n')
+    target = deploy_ours(path, '--url=/grp', '--group=developers').target
+    downloads = docs_folder(parent, 'downloads')
     with open(os.path.join(target, 'apache', 'trac.conf')) as f:
         conf = f.read()
     extra = os.path.join(target, 'apache', 'examples.conf')
     with open(extra, 'w') as f:
-        f.write(_uncomment(conf, '#<Location "/grp/admin">'))
-        f.write(_uncomment(conf, '#Alias "/downloads/grp" '
+        f.write(uncomment(conf, '#<Location "/grp/admin">'))
+        f.write(uncomment(conf, '#Alias "/downloads/grp" '
                            '"/srv/downloads/grp"', '#</Directory>')
                 .replace('/srv/downloads/grp', downloads)
                 .replace('/downloads/grp', '/downloads'))
@@ -303,12 +270,13 @@ def test_generated_group_examples_refuse_valid_non_members():
         apache.stop()
 
 
+@pytest.mark.apache
 def test_generated_express_command_requires_the_group():
     parent = public_dir()
     path = make_env(parent, 'xp')
     add_user(path, 'alice', 'alice-pw', 'developers')
     add_user(path, 'bob', 'bob-pw')
-    target = deploy(path, '--url=/', '--group=developers')
+    target = deploy_ours(path, '--url=/', '--group=developers').target
     open_up(parent)
     port = free_port()
     command = ['sh', os.path.join(target, 'apache', 'mod_wsgi-express'),
@@ -316,19 +284,16 @@ def test_generated_express_command_requires_the_group():
     if os.geteuid() == 0:
         command += ['--user', 'nobody', '--group', 'nogroup']
     # started from a folder the Apache user cannot enter (mode 0700)
-    private = tempfile.mkdtemp()
+    private = private_dir()
     proc = subprocess.Popen(command, env=dict(os.environ, PORT=str(port)),
                             cwd=private, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL,
                             start_new_session=True)
     try:
         url = 'http://127.0.0.1:%d/' % port
-        deadline = time.time() + 60
-        while curl(url)[0] == 0 and time.time() < deadline:
-            time.sleep(0.5)
+        wait_port(port, proc, 'mod_wsgi-express', timeout=60)
         assert curl(url)[0] == 401
         assert curl(url, 'bob', 'bob-pw')[0] == 401
         assert curl(url, 'alice', 'alice-pw')[0] == 200
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(30)
+        stop_group(proc, timeout=30)

@@ -10,9 +10,9 @@ import subprocess
 
 import pytest
 
-from harness import (MODULES, Apache, curl, edit_ini, free_port, make_env,
-                     open_up, public_dir, require)
-from tests.test_deploy import LOGIN, _uncomment, add_user, deploy, include
+from tests.harness import (LOGIN, MODULES, Apache, add_user, curl,
+                           deploy_ours, edit_ini, free_port, include,
+                           make_env, open_up, public_dir, require, uncomment)
 
 DAV_SVN = ('LoadModule dav_module {0}/mod_dav.so\n'
            'LoadModule dav_svn_module {0}/mod_dav_svn.so\n'.format(MODULES))
@@ -36,7 +36,6 @@ def virtual_hosts(ports, inside):
     return '\n'.join(lines) + '\n'
 
 
-
 def conf_of(target, name='trac.conf'):
     with open(os.path.join(target, 'apache', name), encoding='utf-8') as f:
         return f.read()
@@ -57,7 +56,7 @@ def live_examples(target, parent):
     for start, end in EXAMPLES:
         first = next(line for line in conf.splitlines()
                      if re.match(start, line))
-        text += _uncomment(conf, first, end)
+        text += uncomment(conf, first, end)
     text = text.replace('/srv/', parent + '/srv/')
     for repo in re.findall(r'SVNPath "?([^"\n]+)', text):
         if not os.path.exists(repo):
@@ -85,7 +84,7 @@ def two_sites():
     for name, user in (('one', 'alice'), ('two', 'bob')):
         path = make_env(parent, name)
         add_user(path, user, user + '-pw', 'developers', 'downloaders')
-        target = deploy(path)
+        target = deploy_ours(path).target
         body += [include(target), live_examples(target, parent)]
     open_up(parent)
     apache = Apache('\n'.join(body) + '\n').start()
@@ -124,7 +123,7 @@ def test_each_environment_has_its_own_authname(two_sites):
 
 
 def test_webdav_hint_of_the_subversion_example_is_written(env_path):
-    conf = conf_of(deploy(env_path))
+    conf = conf_of(deploy_ours(env_path).target)
     hint = '#    # or, for plain WebDAV: DAV On (and an Alias to the folder)'
     assert hint in conf.splitlines()
 
@@ -134,7 +133,7 @@ def _digest_instead_of_basic(target):
     conf = conf_of(target)
     basic = re.search(r'^<Location "[^"]*/login">\n.*?^</Location>\n',
                       conf, re.M | re.S)
-    digest = _uncomment(conf, '#' + basic.group(0).splitlines()[0])
+    digest = uncomment(conf, '#' + basic.group(0).splitlines()[0])
     path = os.path.join(target, 'apache', 'digest.conf')
     with open(path, 'w') as f:
         f.write(conf.replace(basic.group(0), '') + digest)
@@ -147,7 +146,7 @@ def test_digest_uses_the_realm_passwords_were_stored_with():
     path = make_env(parent, 'dig', extra_ini='\n[wsgiauth]\n'
                     'hash_scheme = htdigest\n')
     add_user(path, 'alice', 'alice-pw')
-    conf = _digest_instead_of_basic(deploy(path))
+    conf = _digest_instead_of_basic(deploy_ours(path).target)
     open_up(parent)
     apache = Apache('Include "%s"\n' % conf).start()
     try:
@@ -163,7 +162,7 @@ def test_digest_uses_the_realm_passwords_were_stored_with():
 
 def test_realm_when_set_is_every_authname(env_path):
     edit_ini(env_path, 'wsgiauth', 'realm', 'Our Trac')
-    conf = conf_of(deploy(env_path))
+    conf = conf_of(deploy_ours(env_path).target)
     names = re.findall(r'^#?\s*AuthName (.*)$', conf, re.M)
     assert len(names) == 5 and set(names) == {'"Our Trac"'}
 
@@ -173,7 +172,7 @@ def _vhost_locations(target):
     conf = conf_of(target, 'trac-locations.conf')
     path = os.path.join(target, 'apache', 'vhost.conf')
     with open(path, 'w') as f:
-        f.write(conf + _uncomment(conf, '#<Location "/vh/admin">'))
+        f.write(conf + uncomment(conf, '#<Location "/vh/admin">'))
     return path
 
 
@@ -183,7 +182,7 @@ def test_one_environment_in_two_virtual_hosts():
     path = make_env(parent, 'vh')
     add_user(path, 'alice', 'alice-pw', 'developers')
     add_user(path, 'bob', 'bob-pw')
-    target = deploy(path)
+    target = deploy_ours(path).target
     open_up(parent)
     ports = [free_port(), free_port()]
     twice = Apache(virtual_hosts(ports, include(target))).check_syntax()
