@@ -1,16 +1,17 @@
 """README's first command: the demo, served by mod_wsgi-express."""
 
 import os
-import re
-import signal
-import socket
 import subprocess
-import tempfile
-import time
 
-from harness import CURL, curl, free_port, public_dir, require
+import pytest
+
+from tests.harness import (CURL, check_login, curl, free_port, private_dir,
+                           public_dir, require, started, stop_group)
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+#: the demo is served by mod_wsgi-express
+pytestmark = pytest.mark.apache
 
 
 def world_writable(top):
@@ -31,33 +32,18 @@ def test_demo_serves_trac_with_apache_auth():
     env = dict(os.environ, PORT=str(port), DEMO_DIR=demo)
     # run from a folder the Apache user cannot enter, as a fresh clone is
     proc = subprocess.Popen(['bash', os.path.join(HERE, 'contrib', 'demo.sh')],
-                            env=env, cwd=tempfile.mkdtemp(),
+                            env=env, cwd=private_dir(),
                             stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        deadline = time.time() + 240
-        while time.time() < deadline:
-            assert proc.poll() is None, proc.stdout.read().decode()
-            try:
-                socket.create_connection(('127.0.0.1', port), 1).close()
-                break
-            except OSError:
-                time.sleep(0.5)
+        started(port, proc, 'demo.sh', timeout=240)
         url = 'http://127.0.0.1:%d' % port
-        status, body = curl(url + '/login', 'demo', 'demo-password',
-                            extra=['-L', '-b', ''])
-        assert status == 200, body[:500]
-        assert re.search(r'logged in as\s*(<[^>]*>\s*)*demo', body)
-        assert curl(url + '/login', 'demo', 'wrong')[0] == 401
+        check_login(url, 'demo', 'demo-password')
         assert curl(url + '/login')[0] == 401
         assert curl(url + '/chrome/common/css/trac.css', 'demo',
                     'demo-password')[0] == 200
         assert world_writable(demo) == []
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_group(proc, timeout=20)
     out = proc.stdout.read().decode()
     assert 'user:        demo' in out

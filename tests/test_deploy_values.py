@@ -10,8 +10,10 @@ import sys
 
 import pytest
 
-from harness import (Apache, curl, edit_ini, make_env, open_up, public_dir,
-                     require, trac_admin)
+from tests.harness import (MODULES, Apache, add_user, curl, deploy_ours,
+                           edit_ini, free_port, include, make_env, open_up,
+                           public_dir, require, stop_group, trac_admin)
+from tests.test_newcomer import Newcomer, check_served, start
 
 PYTHON_WITHOUT_MOD_WSGI = (
     "import sys; sys.modules['mod_wsgi'] = None; "
@@ -59,17 +61,16 @@ def _realm_of(headers):
     return re.sub(r'\\(.)', r'\1', value)
 
 
+@pytest.mark.apache
 def test_realm_reaches_the_client_exactly():
     parent = public_dir()
     paths = [make_env(parent, 'r%d' % i) for i in range(len(GOOD_REALMS))]
     targets = []
     for path, realm in zip(paths, GOOD_REALMS, strict=True):
         edit_ini(path, 'wsgiauth', 'realm', realm)
-        targets.append(os.path.join(parent, 'deploy-' + path[-2:]))
-        trac_admin(path, 'deploy', targets[-1])
+        targets.append(deploy_ours(path).target)
     open_up(parent)
-    apache = Apache(''.join('Include "%s/apache/trac.conf"\n' % t
-                            for t in targets))
+    apache = Apache(include(*targets))
     syntax = apache.check_syntax()
     assert syntax.returncode == 0, syntax.stderr
     apache.start()
@@ -150,18 +151,17 @@ LoadModule dav_svn_module {modules}/mod_dav_svn.so
 """
 
 
+@pytest.mark.apache
 def test_express_script_serves_subversion_as_the_readme_says():
     """README: a Subversion repository beside Trac through the express
     script's --include-file, with the environment's users."""
-    from harness import MODULES, free_port
-    from tests.test_newcomer import check_served, start, stop, Newcomer
     require(shutil.which('svnadmin'), 'subversion (apt-get install '
             'subversion libapache2-mod-svn)')
     require(os.path.exists(MODULES + '/mod_dav_svn.so'), 'mod_dav_svn')
     parent = public_dir()
     path = make_env(parent, 'proj')
-    trac_admin(path, 'wsgiauth', 'passwd', 'alice', stdin='alice-pw\n')
-    trac_admin(path, 'deploy', os.path.join(parent, 'deploy'))
+    add_user(path, 'alice', 'alice-pw')
+    target = deploy_ours(path).target
     repo = os.path.join(parent, 'repo')
     subprocess.run(['svnadmin', 'create', repo], check=True)
     conf = os.path.join(parent, 'svn.conf')
@@ -172,14 +172,13 @@ def test_express_script_serves_subversion_as_the_readme_says():
                        check=True)
     port = free_port()
     me = Newcomer(None, parent)
-    proc = start(me, os.path.join(parent, 'deploy', 'apache',
-                                  'mod_wsgi-express'), port,
-                 '--include-file', conf)
+    proc = start(me, os.path.join(target, 'apache', 'mod_wsgi-express'),
+                 port, '--include-file', conf)
     try:
         check_served(port, proc)
         svn_commit_as_alice('http://127.0.0.1:%d/svn/proj' % port, parent)
     finally:
-        stop(proc)
+        stop_group(proc, timeout=30)
 
 
 def svn_commit_as_alice(url, parent):

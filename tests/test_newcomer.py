@@ -15,22 +15,23 @@ import pwd
 import re
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import sysconfig
-import tempfile
-import time
 
 import pytest
 
-from harness import CURL, MOD_WSGI_EXPRESS, curl, free_port, public_dir, \
-    require
+from tests.harness import (CURL, MOD_WSGI_EXPRESS, check_login, curl,
+                           free_port, public_dir, require, started,
+                           stop_group)
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NEWCOMER = 'twa-newcomer'
 README_ENV = '/srv/trac/proj'
 RUNUSER = shutil.which('runuser', path='/usr/sbin:/sbin:/usr/bin:/bin')
+
+#: every test here starts mod_wsgi-express
+pytestmark = pytest.mark.apache
 
 
 def scenarios():
@@ -90,7 +91,7 @@ def clone():
     require(shutil.which('git'), 'git')
     require(CURL, 'curl')
     require(os.path.exists(MOD_WSGI_EXPRESS), 'mod_wsgi (pip install)')
-    parent = tempfile.mkdtemp(prefix='twa-clone-')
+    parent = public_dir('twa-clone-')
     path = os.path.join(parent, 'tracwsgiauth')
     subprocess.run(['git', 'clone', '-q', HERE, path], check=True)
     yield path
@@ -140,15 +141,6 @@ def start(me, express, port, *options):
                             stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def stop(proc):
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(5)
-
-
 def as_root_give_env_away(me, env_path, express):
     """As root, the script refuses a root-owned environment and names the
     chown to run; the newcomer runs it."""
@@ -175,22 +167,15 @@ def test_fresh_clone_to_protected_trac(clone, user):
         try:
             check_served(port, proc)
         finally:
-            stop(proc)
+            stop_group(proc, timeout=30)
     finally:
         shutil.rmtree(me.base, ignore_errors=True)
 
 
 def check_served(port, proc):
     url = 'http://127.0.0.1:%d' % port
-    deadline = time.time() + 40
-    while curl(url + '/login')[0] == 0 and time.time() < deadline:
-        assert proc.poll() is None, proc.stdout.read().decode()
-        time.sleep(0.3)
-    status, body = curl(url + '/login', 'alice', 'alice-pw',
-                        extra=['-L', '-b', ''])
-    assert status == 200, body[:1000]
-    assert re.search(r'logged in as\s*(<[^>]*>\s*)*alice', body)
-    assert curl(url + '/login', 'alice', 'wrong')[0] == 401
+    started(port, proc, 'mod_wsgi-express', timeout=40)
+    check_login(url, 'alice', 'alice-pw')
     # every URL, not only /login
     assert curl(url + '/wiki/WikiStart')[0] == 401
     assert curl(url + '/chrome/common/css/trac.css')[0] == 401
