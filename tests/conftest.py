@@ -1,16 +1,10 @@
 import os
 import re
-import sys
 
 import pytest
 
 from tests import harness
 from tests.harness import public_dir, make_env
-
-# test_deploy, test_deploy_values, test_demo and test_newcomer still say
-# `from harness import ...`: the same module under its old name (one
-# registry of servers and passwords), until they say tests.harness
-sys.modules.setdefault('harness', harness)
 
 
 @pytest.fixture
@@ -46,17 +40,6 @@ MARKERS = {
     'postgres': 'starts a throwaway PostgreSQL server (or PgBouncer)',
 }
 
-#: modules of other owners without markers of their own yet: all of
-#: their tests count as needing what is named
-MODULE_MARKS = {
-    'test_deploy.py': ['apache'],
-    'test_deploy_values.py': ['apache'],
-    'test_deploy_sites.py': ['apache'],
-    'test_demo.py': ['apache'],
-    'test_newcomer.py': ['apache'],
-}
-
-
 def pytest_configure(config):
     for name, text in MARKERS.items():
         config.addinivalue_line('markers', '%s: %s' % (name, text))
@@ -64,13 +47,10 @@ def pytest_configure(config):
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    """Before -m selects: a test using the `pg` fixture needs PostgreSQL;
-    see MODULE_MARKS."""
+    """Before -m selects: a test using the `pg` fixture needs PostgreSQL."""
     for item in items:
         if 'pg' in item.fixturenames:
             item.add_marker('postgres')
-        for name in MODULE_MARKS.get(item.path.name, ()):
-            item.add_marker(name)
 
 
 @pytest.hookimpl(tryfirst=True)
