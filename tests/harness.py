@@ -214,6 +214,20 @@ def deploy_ours(env_path, *options, target=None):
     return deployment
 
 
+def deployed(name, *users, extra_ini='', options=()):
+    """A new environment `name` in a fresh public folder, with `users`
+    ((name, password, group...) each, added by add_user), deployed by
+    deploy_ours with `options` and opened up to the Apache user: the
+    folder, the environment and the deploy target."""
+    parent = public_dir()
+    env_path = make_env(parent, name, extra_ini=extra_ini)
+    for user in users:
+        add_user(env_path, *user)
+    target = deploy_ours(env_path, *options).target
+    open_up(parent)
+    return parent, env_path, target
+
+
 def include(*targets):
     """Apache lines serving deployed environments."""
     return ''.join('Include "%s/apache/trac.conf"\n' % t for t in targets)

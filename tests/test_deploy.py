@@ -13,9 +13,10 @@ from trac.env import Environment
 
 import tracwsgiauth.deploy
 from tests.harness import (LOGIN, Apache, add_user, check_login, curl,
-                           deploy_ours, docs_folder, free_port, include,
-                           make_env, open_up, private_dir, public_dir,
-                           stop_group, trac_admin, uncomment, wait_port)
+                           deploy_ours, deployed, docs_folder, free_port,
+                           include, make_env, open_up, private_dir,
+                           public_dir, stop_group, trac_admin, uncomment,
+                           wait_port)
 from tracwsgiauth.deploy import write_files
 
 
@@ -208,12 +209,9 @@ def test_hotcopy_and_upgrade_still_work(env_path):
 
 @pytest.mark.apache
 def test_trac_logins_reach_the_access_log_but_not_the_client():
-    parent = public_dir()
-    env_path = make_env(parent, 'logs', extra_ini='\n[wsgiauth]\n'
-                        'log_trac_logins = true\n')
-    add_user(env_path, 'carl', 'carl-pw')
-    target = deploy_ours(env_path).target
-    open_up(parent)
+    parent, _, target = deployed(
+        'logs', ('carl', 'carl-pw'),
+        extra_ini='\n[wsgiauth]\nlog_trac_logins = true\n')
     apache = Apache(include(target)).start()
     try:
         jar = os.path.join(parent, 'cookies')
@@ -239,12 +237,11 @@ def test_trac_logins_reach_the_access_log_but_not_the_client():
 
 @pytest.mark.apache
 def test_generated_group_examples_refuse_valid_non_members():
-    parent = public_dir()
-    path = make_env(parent, 'grp', extra_ini='\n[wsgiauth]\n'
-                    'deny_hosts = 192.0.2.0/24\n')
-    add_user(path, 'alice', 'alice-pw', 'developers', 'downloaders')
-    add_user(path, 'bob', 'bob-pw')
-    target = deploy_ours(path, '--url=/grp', '--group=developers').target
+    parent, _, target = deployed(
+        'grp', ('alice', 'alice-pw', 'developers', 'downloaders'),
+        ('bob', 'bob-pw'),
+        extra_ini='\n[wsgiauth]\ndeny_hosts = 192.0.2.0/24\n',
+        options=['--url=/grp', '--group=developers'])
     downloads = docs_folder(parent, 'downloads')
     with open(os.path.join(target, 'apache', 'trac.conf')) as f:
         conf = f.read()
@@ -255,7 +252,6 @@ def test_generated_group_examples_refuse_valid_non_members():
                            '"/srv/downloads/grp"', '#</Directory>')
                 .replace('/srv/downloads/grp', downloads)
                 .replace('/downloads/grp', '/downloads'))
-    open_up(parent)
     apache = Apache(include(target) + '\nInclude "%s"\n' % extra).start()
     try:
         for url in ('/grp/admin', '/downloads/f.txt'):
@@ -272,12 +268,9 @@ def test_generated_group_examples_refuse_valid_non_members():
 
 @pytest.mark.apache
 def test_generated_express_command_requires_the_group():
-    parent = public_dir()
-    path = make_env(parent, 'xp')
-    add_user(path, 'alice', 'alice-pw', 'developers')
-    add_user(path, 'bob', 'bob-pw')
-    target = deploy_ours(path, '--url=/', '--group=developers').target
-    open_up(parent)
+    _, _, target = deployed('xp', ('alice', 'alice-pw', 'developers'),
+                            ('bob', 'bob-pw'),
+                            options=['--url=/', '--group=developers'])
     port = free_port()
     command = ['sh', os.path.join(target, 'apache', 'mod_wsgi-express'),
                '--locale', 'C.UTF-8', '--startup-timeout', '20']

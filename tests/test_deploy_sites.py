@@ -11,8 +11,9 @@ import subprocess
 import pytest
 
 from tests.harness import (LOGIN, MODULES, Apache, add_user, curl,
-                           deploy_ours, edit_ini, free_port, include,
-                           make_env, open_up, public_dir, require, uncomment)
+                           deploy_ours, deployed, edit_ini, free_port,
+                           include, make_env, open_up, public_dir, require,
+                           uncomment)
 
 DAV_SVN = ('LoadModule dav_module {0}/mod_dav.so\n'
            'LoadModule dav_svn_module {0}/mod_dav_svn.so\n'.format(MODULES))
@@ -142,12 +143,10 @@ def _digest_instead_of_basic(target):
 
 @pytest.mark.apache
 def test_digest_uses_the_realm_passwords_were_stored_with():
-    parent = public_dir()
-    path = make_env(parent, 'dig', extra_ini='\n[wsgiauth]\n'
-                    'hash_scheme = htdigest\n')
-    add_user(path, 'alice', 'alice-pw')
-    conf = _digest_instead_of_basic(deploy_ours(path).target)
-    open_up(parent)
+    _, _, target = deployed(
+        'dig', ('alice', 'alice-pw'),
+        extra_ini='\n[wsgiauth]\nhash_scheme = htdigest\n')
+    conf = _digest_instead_of_basic(target)
     apache = Apache('Include "%s"\n' % conf).start()
     try:
         url = apache.url + '/dig/login'
@@ -178,12 +177,8 @@ def _vhost_locations(target):
 
 @pytest.mark.apache
 def test_one_environment_in_two_virtual_hosts():
-    parent = public_dir()
-    path = make_env(parent, 'vh')
-    add_user(path, 'alice', 'alice-pw', 'developers')
-    add_user(path, 'bob', 'bob-pw')
-    target = deploy_ours(path).target
-    open_up(parent)
+    _, _, target = deployed('vh', ('alice', 'alice-pw', 'developers'),
+                            ('bob', 'bob-pw'))
     ports = [free_port(), free_port()]
     twice = Apache(virtual_hosts(ports, include(target))).check_syntax()
     assert 'duplicates previous WSGI daemon definition' in twice.stderr
