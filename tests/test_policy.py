@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from tests.harness import wait_for
 from tracwsgiauth import policy
 
 
@@ -38,6 +39,7 @@ def test_the_answer_and_a_failure(answering):
 
 OTHER_PROCESS = """
 import sys, time
+from tests.harness import wait_for
 from tracwsgiauth import policy
 policy.socket_dir = lambda: sys.argv[1]
 policy.serve(sys.argv[2], lambda q: {'groups': ['from-the-first']})
@@ -144,3 +146,38 @@ def test_asked_again_when_the_process_goes_before_answering(tmp_path,
     threading.Thread(target=first_drops_then_answers, daemon=True).start()
     assert policy.ask(env, 3, op='groups')['groups'] == ['second']
     server.close()
+
+
+def test_answers_stuck_on_a_database_cannot_pile_up(tmp_path, monkeypatch):
+    import threading
+    monkeypatch.setattr(policy, 'socket_dir', lambda: str(tmp_path / 's'))
+    monkeypatch.setattr(policy, 'IN_FLIGHT', 3)
+    stuck = threading.Event()
+    env = str(tmp_path / 'env')
+    policy.serve(env, lambda q: stuck.wait(10) and {'groups': []})
+    outcomes = []
+
+    def ask_and_give_up():
+        try:
+            outcomes.append(policy.ask(env, 0.5, op='groups'))
+        except policy.PolicyError as e:
+            outcomes.append(type(e))
+    waiting = [threading.Thread(target=ask_and_give_up) for _ in range(3)]
+    for thread in waiting:
+        thread.start()
+    time.sleep(0.3)                 # three answers hang on "the database"
+    started = time.monotonic()
+    with pytest.raises(policy.PolicyError, match='3 questions in flight'):
+        policy.ask(env, 5, op='groups')
+    assert time.monotonic() - started < 1
+    for thread in waiting:
+        thread.join()
+    assert outcomes == [policy.PolicyError] * 3     # each gave up at 0.5 s
+    stuck.set()                     # the database answers again
+
+    def answered():
+        try:
+            return policy.ask(env, 2, op='groups') == {'groups': []}
+        except policy.PolicyError:  # the three slots not yet given back
+            return False
+    assert wait_for(answered, timeout=5)

@@ -222,22 +222,39 @@ def _serve_forever(path, answer):
     _accept(sock, answer)
 
 
+#: Most questions answered at once; beyond them a question is refused at
+#: once, so that answers stuck on a database that never replies cannot
+#: pile up threads without end.
+IN_FLIGHT = 64
+
+
 def _accept(sock, answer):
+    slots = threading.BoundedSemaphore(IN_FLIGHT)
     while True:
         conn, _ = sock.accept()
-        threading.Thread(target=_handle, args=(conn, answer),
+        if not slots.acquire(blocking=False):
+            _reply(conn, {'error': 'more than %d questions in flight'
+                                   % IN_FLIGHT})
+            continue
+        threading.Thread(target=_handle, args=(conn, answer, slots),
                          daemon=True).start()
 
 
-def _handle(conn, answer):
+def _handle(conn, answer, slots):
+    try:
+        conn.settimeout(30)
+        _same_user(conn)
+        result = answer(_read_line(conn))
+    except Exception as e:
+        result = {'error': '%s: %s' % (type(e).__name__,
+                                       ' '.join(str(e).split())[:200])}
+    finally:
+        slots.release()
+    _reply(conn, result)
+
+
+def _reply(conn, result):
     with conn:
-        try:
-            conn.settimeout(30)
-            _same_user(conn)
-            result = answer(_read_line(conn))
-        except Exception as e:
-            result = {'error': '%s: %s' % (type(e).__name__,
-                                           ' '.join(str(e).split())[:200])}
         try:
             conn.sendall(json.dumps(result).encode('utf-8') + b'\n')
         except OSError:
