@@ -87,14 +87,28 @@ def _read_line(sock):
     return json.loads(data.decode('utf-8'))
 
 
+#: socket path -> until when a question is refused at once: nobody
+#: listened there for a whole timeout (no daemon preloads the script)
+_absent = {}
+
+
 def _connect(sock, path, deadline):
     """Connect, waiting until `deadline` for a policy process that is
-    starting (Apache just started, or restarted its daemon)."""
+    starting (Apache just started, or restarted its daemon); after a
+    whole wait in vain, for as long again without waiting, so that a
+    missing daemon holds up one request, not every one."""
+    started = time.monotonic()
     while True:
         try:
-            return sock.connect(path)
+            sock.connect(path)
+            _absent.pop(path, None)
+            return
         except (FileNotFoundError, ConnectionRefusedError):
-            if time.monotonic() + 0.05 > deadline:
+            now = time.monotonic()
+            if now < _absent.get(path, 0):
+                raise               # nobody there a moment ago either
+            if now + 0.05 > deadline:
+                _absent[path] = now + (now - started)
                 raise
             time.sleep(0.05)
 
