@@ -74,8 +74,8 @@ def test_unverified_user_is_in_no_group_for_apache(store):
     assert rules(store).group_refusal('eve') == 'account approval pending'
     # a session of an unverified user goes on (AccountManager's verify
     # page needs it); a locked or unapproved one ends
-    assert rules(store).session_refusal('frank') is None
-    assert rules(store).session_refusal('carol') is not None
+    assert rules(store).refusal('frank') is None
+    assert rules(store).refusal('carol') is not None
 
 
 def test_wrong_and_unknown(store):

@@ -135,7 +135,7 @@ class Login(object):
 
         Returns None when the user has no password here, False when the
         password is wrong, and raises `Refused` when it is right but the
-        account is locked, awaiting approval or unverified.
+        account is locked or not approved.
         """
         attrs = self._read(name)
         stored = attrs.get('password')
@@ -161,18 +161,13 @@ class Login(object):
         return stored.rsplit(':', 1)[1]
 
     def refusal(self, name):
-        """Why an account may not log in, or None when it may."""
+        """Why an account may not log in, or None when it may: locked or
+        not approved, whether its password is stored here or not (SSPI,
+        Kerberos). Also why its Trac session must end."""
         try:
             self.check_state(self._read(name))
         except Refused as e:
             return str(e)
-
-    def session_refusal(self, name):
-        """Why a Trac session of `name` (or a REMOTE_USER another Apache
-        module authenticated) must end, or None: locked or not
-        approved, whether the password is stored here or not (SSPI,
-        Kerberos)."""
-        return self.refusal(name)
 
     def group_refusal(self, name):
         """Why `name` must be in no group for Apache, or None: refused,

@@ -137,8 +137,9 @@ def rules_for(env_path, config, pooled=True):
         timeout)
     typical = TypicalHash(
         lambda: tables.stored_passwords(reader),
-        dummy_hash(config.get('wsgiauth', 'hash_scheme', 'bcrypt'),
-                   config.get('wsgiauth', 'realm', 'trac')))
+        dummy_hash(config.get('wsgiauth', 'hash_scheme',
+                              DEFAULTS['hash_scheme']),
+                   config.get('wsgiauth', 'realm', DEFAULTS['realm'])))
     login = Login(read_settings(env_path, config),
                   lambda name: tables.account(reader, name), typical)
     hosts = HostRules(config.getlist('wsgiauth', 'allow_hosts'),
@@ -212,7 +213,7 @@ class _Provider(object):
         SSPI or Kerberos, may have authenticated it)."""
         login = self._current().login
         name = login.canonical(from_wire(user))
-        if name is None or login.session_refusal(name):
+        if name is None or login.refusal(name):
             return None
         return name
 
@@ -221,7 +222,7 @@ class _Provider(object):
         because its user may no longer log in, else None."""
         loaded = self._current()
         name = tables.session_user(loaded.reader, cookie)
-        why = loaded.login.session_refusal(name) if name else None
+        why = loaded.login.refusal(name) if name else None
         return (name, why) if why else None
 
     def check_password(self, environ, user, password):
