@@ -37,6 +37,8 @@ setup(
             'tracwsgiauth.accounts = tracwsgiauth.accounts',
             'tracwsgiauth.admin = tracwsgiauth.admin',
             'tracwsgiauth.deploy = tracwsgiauth.deploy',
+            'tracwsgiauth.explain = tracwsgiauth.explain',
+            'tracwsgiauth.repoperm = tracwsgiauth.repoperm',
             'tracwsgiauth.serve = tracwsgiauth.serve',
         ],
     },

@@ -1,7 +1,9 @@
 #!/bin/sh
 # Serve the Trac environment ${env_path_comment}
 # with Apache through mod_wsgi-express. EVERY URL needs a user of the
-# environment in the permission group $GROUP (default ${sh(group)}).
+# environment in the permission group $GROUP (default ${sh(group)}),
+# except the Subversion and Git repositories of repositories.conf, where
+# Trac's repository permissions decide.
 # Written by `trac-admin ENV deploy` (tracwsgiauth ${version}).
 # Usage: HOST=127.0.0.1 PORT=8000 GROUP=developers mod_wsgi-express [more options]
 # As root, Apache runs as the owner of the environment (chown -R it to the
@@ -20,6 +22,7 @@ serve() {
         --auth-user-script ${sh(script)} \
         --auth-group-script ${sh(script)} \
         --auth-group "$GROUP" \
+        --include-file ${sh(apache_dir + '/repositories.conf')} \
         "$@"
 }
 

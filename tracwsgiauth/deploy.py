@@ -28,6 +28,7 @@ from trac.util.text import printout
 from .accounts import SECTION
 from .deployfiles import (LUA_HOOK, TEMPLATES, apache_realm,  # noqa: F401
                           check_group, write_files)
+from .deployrepos import write_repositories
 from .doctor import diagnose
 from .pgread import postgres_schema
 
@@ -97,8 +98,9 @@ class DeployAdmin(EnvironmentAdmin):
             super()._do_deploy(dest)
         finally:
             note.silent = False
-        write_files(self.env, os.path.abspath(dest), settings,
-                    reflect_user=self.log_trac_logins)
+        data = write_files(self.env, os.path.abspath(dest), settings,
+                           reflect_user=self.log_trac_logins)
+        write_repositories(self.env, data)
         if settings['schema_warning']:
             banner = '!' * 72
             printout('\n'.join([banner, 'WARNING: this environment can '

@@ -194,7 +194,8 @@ def _write_apache(data):
 
 
 def write_files(env, target, settings, reflect_user=False):
-    """Write trac.wsgi, the Apache files and apache/mod_wsgi-express."""
+    """Write trac.wsgi, the Apache files and apache/mod_wsgi-express;
+    the data they were rendered with."""
     data = template_data(env, target, settings, reflect_user)
     os.makedirs(data['apache_dir'], mode=0o755, exist_ok=True)
     _write(data['script'], _render('trac.wsgi', data), 0o755)
@@ -207,6 +208,7 @@ def write_files(env, target, settings, reflect_user=False):
     printout('Wrote tracwsgiauth scripts:\n  ' +
              '\n  '.join(written + [express]))
     _report(data)
+    return data
 
 
 def _report(data):

@@ -37,7 +37,8 @@ Settings = collections.namedtuple('Settings', [
 DEFAULTS = {'strip_domains': '', 'strip_realms': '', 'cache_size': 1000,
             'cache_ttl': 300, 'allow_hosts': '', 'deny_hosts': '',
             'realm': 'trac', 'hash_scheme': 'bcrypt',
-            'postgres_pooling': True, 'connect_timeout': 5}
+            'postgres_pooling': True, 'connect_timeout': 5,
+            'svn_url': '/svn', 'git_url': '/git'}
 
 
 def read_settings(scope, config):

@@ -12,6 +12,8 @@ from trac.web.main import dispatch_request
 from . import policy
 from .accounts import AuthStore
 from .modwsgi import NotEnabled, provider_for
+from .repoperm import RepositoryPolicy
+from .repos import READ, WRITE
 
 #: Where a request keeps Trac's user name for the response headers.
 AUTHNAME_KEY = 'tracwsgiauth.authname'
@@ -81,18 +83,25 @@ def _apply_pooling(provider):
 
 
 def answer_policy(env_path):
-    """Answer, from this process, the group questions Apache's child
-    processes ask about the environment (see `policy`); once per
-    process and environment."""
+    """Answer, from this process, the questions Apache's child processes
+    ask about the environment (see `policy`): a user's groups, and
+    whether a user may read or write a repository (`repoperm`); once
+    per process and environment."""
     with _answering_lock:
         if env_path in _answering:
             return
         _answering.add(env_path)
 
     def answer(question):
-        if question.get('op') != 'groups':
-            raise ValueError('unknown question %r' % question.get('op'))
-        return {'groups': _store(env_path).groups(str(question['user']))}
+        op = question.get('op')
+        if op == 'groups':
+            return {'groups': _store(env_path).groups(str(question['user']))}
+        if op == 'repository':
+            decision = _store(env_path).env[RepositoryPolicy].decide(
+                str(question['user']), str(question['repository']),
+                question['action'] if question['action'] == READ else WRITE)
+            return decision._asdict()
+        raise ValueError('unknown question %r' % op)
     policy.serve(env_path, answer)
 
 

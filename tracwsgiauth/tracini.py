@@ -196,6 +196,15 @@ class TracIni(object):
         return items if keep_empty else [
             item for item in items if item not in (None, '')]
 
+    def getpath(self, section, option):
+        """The value as Trac's ``getpath`` reads it: a relative path
+        from the folder of trac.ini, made real; '' when not set."""
+        path = self.get(section, option)
+        if not path:
+            return ''
+        path = os.path.join(os.path.dirname(self.files[0]), path)
+        return os.path.normcase(os.path.realpath(path))
+
     def _component_rules(self):
         """``Environment._component_rules``: each ``[components]`` name
         without trailing dots and stars, lower-cased, to `as_bool` of its

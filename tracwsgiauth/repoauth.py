@@ -1,0 +1,128 @@
+"""mod_wsgi entry points of the repository locations `deploy` writes
+(apache/repositories.conf), in cgi-bin/repositories.wsgi::
+
+    from tracwsgiauth.repoauth import for_repositories
+    check_password, get_realm_hash, groups_for_user, allow_access = \\
+        for_repositories('/srv/trac/proj')
+
+Each request to ``<svn_url>/NAME`` or ``<git_url>/NAME`` reads or writes
+Trac's repository NAME (`repos`). Trac decides whether its user may:
+
+* ``allow_access`` (``WSGIAccessScript`` with ``Satisfy Any``): True
+  lets the request through without credentials when Trac lets
+  ``anonymous`` do it; False makes Apache ask for them;
+* ``groups_for_user`` (``Require wsgi-group trac-repository-access``):
+  that one group when Trac lets the user do it, else none (403, with
+  ``AuthzSendForbiddenOnFailure On``); a locked or unapproved account,
+  or one whose e-mail address is not verified yet, gets none;
+* ``check_password``/``get_realm_hash``: the environment's logins.
+
+The decision needs Trac's permission policies, so it is asked of the
+process that runs Trac (`policy`, op ``repository``: `repoperm` answers)
+and remembered in this process per (user, repository, read or write)
+while the ``permission`` table reads the same and the authz files of
+``[authz_policy]`` and ``[svn]`` keep their modification time, for at
+most a minute (what plugins decide from elsewhere), and until trac.ini
+(which ``trac-admin repository add`` touches) changes.
+"""
+
+import os
+
+from . import policy, tables
+from .login import DEFAULTS
+from .modwsgi import EntryPoints, in_daemon_process, provider_for
+from .names import from_wire
+from .repos import GRANTED, action, locate
+
+#: The authz files Trac's permission policies read: (section, option).
+AUTHZ_FILES = (('authz_policy', 'authz_file'), ('svn', 'authz_file'))
+
+
+def for_repositories(env_path, pooled=True):
+    """The four mod_wsgi auth entry points of the environment's
+    repository locations."""
+    provider = provider_for(env_path, pooled)
+    if in_daemon_process():
+        from .serve import answer_policy
+        answer_policy(env_path)
+    gate = RepositoryGate(provider)
+    return EntryPoints(provider.check_password, provider.get_realm_hash,
+                       gate.groups_for_user, gate.allow_access)
+
+
+def prefixes(config):
+    """kind -> URL path of the repository locations, from trac.ini."""
+    return {kind: config.get('wsgiauth', kind + '_url',
+                             DEFAULTS[kind + '_url'])
+            for kind in ('svn', 'git')}
+
+
+def _mtime(path):
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return None
+
+
+def authz_stamp(ini):
+    """The modification times of the authz files trac.ini names."""
+    return tuple(_mtime(ini.getpath(*option)) for option in AUTHZ_FILES)
+
+
+def request_of(environ, config):
+    """(Trac repository name, READ or WRITE) of a request; LookupError
+    when it is below no repository URL of the environment."""
+    path = from_wire(environ.get('SCRIPT_NAME', '') +
+                     environ.get('PATH_INFO', ''))
+    found = locate(path, prefixes(config))
+    if found is None:
+        raise LookupError('%s is below neither [wsgiauth] svn_url nor '
+                          'git_url' % path[:200])
+    kind, name, rest = found
+    return name, action(kind, environ.get('REQUEST_METHOD', ''), rest,
+                        environ.get('QUERY_STRING', ''))
+
+
+class RepositoryGate(object):
+    """What one process decides for the repository locations of an
+    environment (see the module)."""
+
+    def __init__(self, provider):
+        self.provider = provider
+
+    def allowed(self, user, name, what):
+        """Whether Trac lets `user` (canonical, or 'anonymous') `what`
+        (READ or WRITE) the repository `name`; remembered (see the
+        module)."""
+        loaded = self.provider._current()
+        stamp = (tables.permissions(loaded.reader), authz_stamp(loaded.ini))
+        key = ('repository', user, name, what)
+        answer = loaded.answers.get(key, stamp)
+        if answer is None:
+            answer = bool(policy.ask(
+                self.provider.env_path, loaded.timeout, op='repository',
+                user=user, repository=name, action=what)['allowed'])
+            loaded.answers.put(key, stamp, answer)
+        return answer
+
+    def allow_access(self, environ, host):
+        """True: Trac lets anonymous do this, no credentials needed."""
+        try:
+            name, what = request_of(environ, self.provider.ini())
+            return self.allowed('anonymous', name, what)
+        except Exception as e:
+            self.provider._fail(environ, 'anonymous repository access', e)
+            return False
+
+    def groups_for_user(self, environ, user):
+        """[GRANTED] when Trac lets `user` do this, else []."""
+        try:
+            login = self.provider.login()
+            name = login.canonical(from_wire(user))
+            if name is None or login.group_refusal(name):
+                return []
+            repository, what = request_of(environ, self.provider.ini())
+            return [GRANTED] if self.allowed(name, repository, what) else []
+        except Exception as e:
+            self.provider._fail(environ, 'repository access', e)
+            return []
