@@ -255,12 +255,28 @@ def test_every_kept_connection_sees_a_commit():
     query = 'SELECT v FROM t WHERE k=?'
     kept = [_Kept(reader._connect(), reader._identity()) for _ in range(3)]
     for each in kept:
-        assert reader._read(each, query, ('a',)) == (('1',),)
+        assert reader._read(each, [(query, ('a',))]) == [(('1',),)]
     writer.execute("UPDATE t SET v='2'")
     writer.commit()
     reader._idle.extend(kept)
     for _ in kept:
         assert reader.rows(query, ('a',)) == (('2',),)
         reader._idle.insert(0, reader._idle.pop())   # the next one
-    assert all(reader._read(each, query, ('a',)) == (('2',),)
+    assert all(reader._read(each, [(query, ('a',))]) == [(('2',),)]
                for each in kept)
+
+
+def test_rows_many_reads_every_query_after_one_look_at_the_database():
+    """Queries read together see the database as it is now, each one: a
+    commit between two calls is seen by every query of the next."""
+    path = os.path.join(public_dir(), 'm.db')
+    writer = make_db(path)
+    reader, ran = counting_reader(path)
+    both = [('SELECT v FROM t WHERE k=?', ('a',)), ('SELECT k FROM t', ())]
+    assert reader.rows_many(both) == [(('1',),), (('a',),)]
+    assert reader.rows_many(both) == [(('1',),), (('a',),)]
+    assert len(ran) == 2
+    writer.execute("INSERT INTO t VALUES ('b', '2')")
+    writer.commit()
+    assert reader.rows_many(both) == [(('1',),), (('a',), ('b',))]
+    assert len(ran) == 4

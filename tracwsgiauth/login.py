@@ -170,12 +170,13 @@ class Login(object):
         except Refused as e:
             return str(e)
 
-    def group_refusal(self, name):
+    def group_refusal(self, name, attrs=None):
         """Why `name` must be in no group for Apache, or None: refused,
         or an e-mail address not verified yet (AccountManager lets such
         a user log in, to verify, with no more than anonymous's
-        permissions)."""
-        attrs = self._read(name)
+        permissions). `attrs`: the account as just read, else read."""
+        if attrs is None:
+            attrs = self._read(name)
         try:
             self.check_state(attrs)
         except Refused as e:

@@ -265,9 +265,11 @@ class _Provider(object):
         try:
             loaded = self._current()
             name = loaded.login.canonical(from_wire(user))
-            if name is None or loaded.login.group_refusal(name):
+            if name is None:
                 return []
-            rows = tables.permissions(loaded.reader)
+            attrs, rows = tables.account_and_permissions(loaded.reader, name)
+            if loaded.login.group_refusal(name, attrs):
+                return []
             groups = loaded.answers.get(name, rows)
             if groups is None:
                 groups = [to_wire(group) for group in policy.ask(

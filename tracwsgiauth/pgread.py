@@ -185,17 +185,22 @@ class PostgresReader(object):
     def rows(self, sql, args=()):
         """All rows of one query (a tuple of tuples), as the database is
         now, read in the environment's schema."""
+        return self.rows_many(((sql, args),))[0]
+
+    def rows_many(self, queries):
+        """The rows of each (sql, args) of `queries`, read in one
+        transaction."""
         try:
             cnx = self._idle.pop()
         except IndexError:
-            return self._transaction(self._connect(), sql, args)
+            return self._transaction(self._connect(), queries)
         try:
-            return self._transaction(cnx, sql, args)
+            return self._transaction(cnx, queries)
         except Disconnected:
             self.close()    # the server went away: the others are dead too
-            return self._transaction(self._connect(), sql, args)
+            return self._transaction(self._connect(), queries)
 
-    def _transaction(self, cnx, sql, args):
+    def _transaction(self, cnx, queries):
         limit = self.statement_timeout + self.connect_timeout
         deadline = time.monotonic() + limit
         try:
@@ -205,7 +210,7 @@ class PostgresReader(object):
                     return tuple(cursor.fetchall()) if fetch else None
                 check_schema(lambda query: run(self._begin + query),
                              self.schema)
-                rows = run(sql, args)
+                rows = [run(sql, args) for sql, args in queries]
                 run('ROLLBACK', fetch=False)
         except BaseException:
             cnx.close()     # a connection that failed is never reused

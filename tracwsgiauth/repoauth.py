@@ -64,17 +64,12 @@ def _mtime(path):
         return None
 
 
-def authz_stamp(ini):
-    """The modification times of the authz files trac.ini names."""
-    return tuple(_mtime(ini.getpath(*option)) for option in AUTHZ_FILES)
-
-
-def request_of(environ, config):
-    """(Trac repository name, READ or WRITE) of a request; LookupError
-    when it is below no repository URL of the environment."""
+def request_of(environ, urls):
+    """(Trac repository name, READ or WRITE) of a request, given the
+    repository `prefixes`; LookupError when it is below none of them."""
     path = from_wire(environ.get('SCRIPT_NAME', '') +
                      environ.get('PATH_INFO', ''))
-    found = locate(path, prefixes(config))
+    found = locate(path, urls)
     if found is None:
         raise LookupError('%s is below neither [wsgiauth] svn_url nor '
                           'git_url' % path[:200])
@@ -89,13 +84,27 @@ class RepositoryGate(object):
 
     def __init__(self, provider):
         self.provider = provider
+        self._read_from = (None, None, None)   # trac.ini, prefixes, files
 
-    def allowed(self, user, name, what):
+    def _settings(self, ini):
+        """The repository prefixes and the authz files of trac.ini, read
+        once per version of it."""
+        seen, urls, files = self._read_from
+        if seen is not ini:
+            urls = prefixes(ini)
+            files = tuple(path for path in (ini.getpath(*option)
+                                            for option in AUTHZ_FILES)
+                          if path)
+            self._read_from = (ini, urls, files)
+        return urls, files
+
+    def allowed(self, loaded, user, name, what, rows):
         """Whether Trac lets `user` (canonical, or 'anonymous') `what`
-        (READ or WRITE) the repository `name`; remembered (see the
-        module)."""
-        loaded = self.provider._current()
-        stamp = (tables.permissions(loaded.reader), authz_stamp(loaded.ini))
+        (READ or WRITE) the repository `name`, remembered while the
+        permission table reads `rows` and the authz files are unchanged
+        (see the module)."""
+        files = self._settings(loaded.ini)[1]
+        stamp = (rows, tuple(_mtime(path) for path in files))
         key = ('repository', user, name, what)
         answer = loaded.answers.get(key, stamp)
         if answer is None:
@@ -108,8 +117,10 @@ class RepositoryGate(object):
     def allow_access(self, environ, host):
         """True: Trac lets anonymous do this, no credentials needed."""
         try:
-            name, what = request_of(environ, self.provider.ini())
-            return self.allowed('anonymous', name, what)
+            loaded = self.provider._current()
+            name, what = request_of(environ, self._settings(loaded.ini)[0])
+            rows = tables.permissions(loaded.reader)
+            return self.allowed(loaded, 'anonymous', name, what, rows)
         except Exception as e:
             self.provider._fail(environ, 'anonymous repository access', e)
             return False
@@ -117,12 +128,18 @@ class RepositoryGate(object):
     def groups_for_user(self, environ, user):
         """[GRANTED] when Trac lets `user` do this, else []."""
         try:
-            login = self.provider.login()
-            name = login.canonical(from_wire(user))
-            if name is None or login.group_refusal(name):
+            loaded = self.provider._current()
+            name = loaded.login.canonical(from_wire(user))
+            if name is None:
                 return []
-            repository, what = request_of(environ, self.provider.ini())
-            return [GRANTED] if self.allowed(name, repository, what) else []
+            attrs, rows = tables.account_and_permissions(loaded.reader, name)
+            if loaded.login.group_refusal(name, attrs):
+                return []
+            repository, what = request_of(
+                environ, self._settings(loaded.ini)[0])
+            if self.allowed(loaded, name, repository, what, rows):
+                return [GRANTED]
+            return []
         except Exception as e:
             self.provider._fail(environ, 'repository access', e)
             return []

@@ -65,6 +65,11 @@ class SQLiteReader(object):
 
     def rows(self, sql, args=()):
         """All rows of one query (a tuple), as the database is now."""
+        return self.rows_many(((sql, args),))[0]
+
+    def rows_many(self, queries):
+        """The rows of each (sql, args) of `queries`, all as the database
+        is now: one look at whether it changed for all of them."""
         file = self._identity()
         while True:
             try:
@@ -76,7 +81,7 @@ class SQLiteReader(object):
                 break
             kept.cnx.close()    # reads a file no longer at `path`
         try:
-            rows = self._read(kept, sql, args)
+            rows = self._read(kept, queries)
         except BaseException:
             kept.cnx.close()    # a connection that failed is never reused
             raise
@@ -86,23 +91,25 @@ class SQLiteReader(object):
             kept.cnx.close()
         return rows
 
-    def _read(self, kept, sql, args):
+    def _read(self, kept, queries):
         cnx = kept.cnx
         version = cnx.execute('PRAGMA data_version').fetchone()[0]
         memo = kept.memo
         if version != kept.version:
             memo.clear()        # something was committed: read again
             kept.version = version
-        key = (sql, args)
-        rows = memo.get(key)
-        if rows is None:
-            # a commit between the two statements only makes the next
-            # call read again: data_version will differ from `version`
-            rows = tuple(cnx.execute(sql, args).fetchall())
-            if len(memo) >= self.remember:
-                memo.clear()
-            memo[key] = rows
-        return rows
+        found = []
+        for key in queries:
+            rows = memo.get(key)
+            if rows is None:
+                # a commit after data_version was read only makes the
+                # next call read again: data_version will differ
+                rows = tuple(cnx.execute(*key).fetchall())
+                if len(memo) >= self.remember:
+                    memo.clear()
+                memo[key] = rows
+            found.append(rows)
+        return found
 
     def _identity(self):
         try:

@@ -45,6 +45,14 @@ def permissions(reader):
     return reader.rows(PERMISSIONS)
 
 
+def account_and_permissions(reader, name):
+    """`account` of a user and `permissions`, read together (one look at
+    whether the database changed, one transaction)."""
+    attrs, rows = reader.rows_many(((_sql(reader, ACCOUNT), (name, name)),
+                                    (PERMISSIONS, ())))
+    return dict(attrs), rows
+
+
 def stored_passwords(reader):
     """Up to 1000 stored password values."""
     return [row[0] for row in reader.rows(STORED_PASSWORDS)]
