@@ -7,6 +7,7 @@ import pytest
 
 from tests.harness import (CURL, check_login, curl, free_port, private_dir,
                            public_dir, require, started, stop_group)
+from tests.repoclients import git, svn
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -42,8 +43,36 @@ def test_demo_serves_trac_with_apache_auth():
         assert curl(url + '/login')[0] == 401
         assert curl(url + '/chrome/common/css/trac.css', 'demo',
                     'demo-password')[0] == 200
+        check_repositories(url, os.path.join(public_dir(), 'clients'))
         assert world_writable(demo) == []
     finally:
         stop_group(proc, timeout=20)
     out = proc.stdout.read().decode()
     assert 'user:        demo' in out
+
+
+def check_repositories(url, work):
+    """The demo's repositories, as its message says: demo commits to the
+    Subversion one and Trac's timeline shows it (the hook is installed);
+    reader clones the Git one but may not push; anonymous may not read."""
+    wc, clone = os.path.join(work, 'wc'), os.path.join(work, 'clone')
+    assert svn(['checkout', url + '/svn/code', wc], 'demo',
+               'demo-password').returncode == 0
+    with open(os.path.join(wc, 'trunk', 'hello.txt'), 'w') as f:
+        f.write('hello\n')
+    svn(['add', 'trunk/hello.txt'], cwd=wc, check=True)
+    committed = svn(['commit', '-m', 'Hello from the demo test', wc],
+                    'demo', 'demo-password')
+    assert 'Committed revision 2.' in committed.stdout, committed.stderr
+    timeline = curl(url + '/timeline?changeset=on', 'demo', 'demo-password')
+    assert 'Hello from the demo test' in timeline[1]
+    assert git(['clone', url + '/git/tools', clone], 'reader',
+               'reader-password').returncode == 0
+    assert os.path.exists(os.path.join(clone, 'README'))
+    git(['commit', '--allow-empty', '-m', 'by reader'], cwd=clone,
+        check=True)
+    pushed = git(['push', 'origin', 'main'], 'reader', 'reader-password',
+                 cwd=clone)
+    assert pushed.returncode != 0 and '403' in pushed.stderr
+    anonymous = git(['ls-remote', url + '/git/tools'])
+    assert anonymous.returncode != 0
