@@ -1,26 +1,20 @@
 """What `deploy` writes, used as a site uses it, through a real Apache:
-several environments in one server with their examples uncommented, one
+several environments in one server with their examples uncommented (the
+repositories: tests/test_repository_deploy.py), one
 environment in two virtual hosts, HTTP Digest with the realm passwords
 were stored with, and the examples' comments as written."""
 
 import os
 import re
-import shutil
-import subprocess
 
 import pytest
 
-from tests.harness import (LOGIN, MODULES, Apache, add_user, curl,
+from tests.harness import (LOGIN, Apache, add_user, curl,
                            deploy_ours, deployed, edit_ini, free_port,
-                           include, make_env, open_up, public_dir, require,
-                           uncomment)
-
-DAV_SVN = ('LoadModule dav_module {0}/mod_dav.so\n'
-           'LoadModule dav_svn_module {0}/mod_dav_svn.so\n'.format(MODULES))
+                           include, make_env, open_up, public_dir, uncomment)
 
 #: the first lines of the commented examples a site makes live
 EXAMPLES = [(r'#<Location "?[^"]*/admin"?>', '#</Location>'),
-            (r'#<Location "?/svn/', '#</Location>'),
             (r'#Alias "?/downloads', '#</Directory>')]
 
 
@@ -50,8 +44,8 @@ def realm_at(url):
 
 
 def live_examples(target, parent):
-    """An Include line for the environment's group, Subversion and
-    download examples made live, their /srv folders made real."""
+    """An Include line for the environment's group and download
+    examples made live, their /srv folders made real."""
     conf = conf_of(target)
     text = ''
     for start, end in EXAMPLES:
@@ -59,10 +53,6 @@ def live_examples(target, parent):
                      if re.match(start, line))
         text += uncomment(conf, first, end)
     text = text.replace('/srv/', parent + '/srv/')
-    for repo in re.findall(r'SVNPath "?([^"\n]+)', text):
-        if not os.path.exists(repo):
-            os.makedirs(os.path.dirname(repo), exist_ok=True)
-            subprocess.run(['svnadmin', 'create', repo], check=True)
     for folder in re.findall(r'<Directory "?([^">]+)', text):
         os.makedirs(folder, exist_ok=True)
         with open(os.path.join(folder, 'f.txt'), 'w') as f:
@@ -77,11 +67,8 @@ def live_examples(target, parent):
 def two_sites():
     """Environments one (alice) and two (bob) in one Apache, each with
     its examples uncommented."""
-    require(os.path.exists(MODULES + '/mod_dav_svn.so'),
-            'mod_dav_svn (apt-get install libapache2-mod-svn)')
-    require(shutil.which('svnadmin'), 'subversion')
     parent = public_dir()
-    body = [DAV_SVN]
+    body = []
     for name, user in (('one', 'alice'), ('two', 'bob')):
         path = make_env(parent, name)
         add_user(path, user, user + '-pw', 'developers', 'downloaders')
@@ -95,8 +82,7 @@ def two_sites():
 
 #: a URL of each example, and what its own user gets there (past Apache,
 #: Trac answers the admin page: 403/404 without TRAC_ADMIN)
-OWN = {'/svn/%s/': lambda status, body: status == 200 and 'Revision' in body,
-       '/downloads/%s/f.txt': lambda status, body: status == 200,
+OWN = {'/downloads/%s/f.txt': lambda status, body: status == 200,
        '/%s/admin': lambda status, body: 'Trac' in body}
 
 
@@ -119,14 +105,14 @@ def test_each_environment_has_its_own_authname(two_sites):
     one = realm_at(two_sites.url + '/one/login')
     two = realm_at(two_sites.url + '/two/login')
     assert one != two
-    assert realm_at(two_sites.url + '/svn/one/') == one
+    assert realm_at(two_sites.url + '/downloads/one/f.txt') == one
     assert realm_at(two_sites.url + '/downloads/two/f.txt') == two
 
 
-def test_webdav_hint_of_the_subversion_example_is_written(env_path):
+def test_trac_conf_points_to_the_repositories(env_path):
     conf = conf_of(deploy_ours(env_path).target)
-    hint = '#    # or, for plain WebDAV: DAV On (and an Alias to the folder)'
-    assert hint in conf.splitlines()
+    assert 'apache/repositories.conf' in conf
+    assert 'DAV svn' not in conf
 
 
 def _digest_instead_of_basic(target):
@@ -163,7 +149,7 @@ def test_realm_when_set_is_every_authname(env_path):
     edit_ini(env_path, 'wsgiauth', 'realm', 'Our Trac')
     conf = conf_of(deploy_ours(env_path).target)
     names = re.findall(r'^#?\s*AuthName (.*)$', conf, re.M)
-    assert len(names) == 5 and set(names) == {'"Our Trac"'}
+    assert len(names) == 4 and set(names) == {'"Our Trac"'}
 
 
 def _vhost_locations(target):

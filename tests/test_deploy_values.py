@@ -4,16 +4,14 @@ configuration (``--group``, ``[wsgiauth] realm``), which deploy answers
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 
 import pytest
 
-from tests.harness import (MODULES, Apache, add_user, curl, deploy_ours,
-                           edit_ini, free_port, include, make_env, open_up,
-                           public_dir, require, stop_group, trac_admin)
-from tests.test_newcomer import Newcomer, check_served, start
+from tests.harness import (Apache, curl, deploy_ours,
+                           edit_ini, include, make_env, open_up,
+                           public_dir, trac_admin)
 
 PYTHON_WITHOUT_MOD_WSGI = (
     "import sys; sys.modules['mod_wsgi'] = None; "
@@ -140,60 +138,3 @@ def test_deploy_without_mod_wsgi_says_what_to_install(env_path):
         capture_output=True, text=True, timeout=30)
     assert express.returncode == 127
     assert "pip install 'tracwsgiauth[apache]'" in express.stderr
-
-
-SVN_CONF = """LoadModule dav_module {modules}/mod_dav.so
-LoadModule dav_svn_module {modules}/mod_dav_svn.so
-<Location /svn/proj>
-    DAV svn
-    SVNPath "{repo}"
-</Location>
-"""
-
-
-@pytest.mark.apache
-def test_express_script_serves_subversion_as_the_readme_says():
-    """README: a Subversion repository beside Trac through the express
-    script's --include-file, with the environment's users."""
-    require(shutil.which('svnadmin'), 'subversion (apt-get install '
-            'subversion libapache2-mod-svn)')
-    require(os.path.exists(MODULES + '/mod_dav_svn.so'), 'mod_dav_svn')
-    parent = public_dir()
-    path = make_env(parent, 'proj')
-    add_user(path, 'alice', 'alice-pw')
-    target = deploy_ours(path).target
-    repo = os.path.join(parent, 'repo')
-    subprocess.run(['svnadmin', 'create', repo], check=True)
-    conf = os.path.join(parent, 'svn.conf')
-    with open(conf, 'w') as f:
-        f.write(SVN_CONF.format(modules=MODULES, repo=repo))
-    if os.geteuid() == 0:
-        subprocess.run(['chown', '-R', 'nobody:nogroup', path, repo],
-                       check=True)
-    port = free_port()
-    me = Newcomer(None, parent)
-    proc = start(me, os.path.join(target, 'apache', 'mod_wsgi-express'),
-                 port, '--include-file', conf)
-    try:
-        check_served(port, proc)
-        svn_commit_as_alice('http://127.0.0.1:%d/svn/proj' % port, parent)
-    finally:
-        stop_group(proc, timeout=30)
-
-
-def svn_commit_as_alice(url, parent):
-    auth = ['--non-interactive', '--no-auth-cache', '--username', 'alice',
-            '--password']
-    wc = os.path.join(parent, 'wc')
-    assert subprocess.run(['svn', 'checkout', '-q', url, wc] + auth +
-                          ['wrong'], capture_output=True).returncode != 0
-    subprocess.run(['svn', 'checkout', '-q', url, wc] + auth + ['alice-pw'],
-                   check=True, timeout=60)
-    with open(os.path.join(wc, 'f.txt'), 'w') as f:
-        f.write('x\n')
-    subprocess.run(['svn', 'add', '-q', 'f.txt'], cwd=wc, check=True)
-    subprocess.run(['svn', 'commit', '-q', '-m', 'm'] + auth + ['alice-pw'],
-                   cwd=wc, check=True, timeout=60)
-    log = subprocess.run(['svn', 'log', '-q', url] + auth + ['alice-pw'],
-                         capture_output=True, text=True, check=True).stdout
-    assert re.search(r'^r1 \| alice \|', log, re.M), log
