@@ -201,3 +201,25 @@ def test_authz_policy_sections_decide_per_repository(env_path):
             env.config.remove('trac', 'permission_policies')
             env.config.remove('authz_policy', 'authz_file')
             env.config.save()
+
+
+@pytest.mark.parametrize('rules, expected', [
+    ('[/]\n* = r\n', []),
+    ('[code:/]\nalice = r\n', []),
+    ('[code:/secret]\n* =\n', ['code']),
+    ('[tools:/x/]\nbob = r\n', ['tools']),
+    ('[/trunk]\n* = r\n', ['', 'code', 'tools']),     # any repository
+    ('[groups]\ndevs = alice\n[other:/x]\n@devs = rw\n', []),
+])
+def test_deploy_names_repositories_with_path_rules(env_path, rules,
+                                                   expected):
+    from tracwsgiauth.deployrepos import path_rules
+    authz = write_file(os.path.join(os.path.dirname(env_path), 'svnauthz'),
+                       rules)
+    with trac_env(env_path) as env:
+        env.config.set('trac', 'permission_policies',
+                       'AuthzSourcePolicy, DefaultPermissionPolicy')
+        env.config.set('svn', 'authz_file', authz)
+        assert path_rules(env, ['', 'code', 'tools']) == expected
+        env.config.remove('trac', 'permission_policies')
+        assert path_rules(env, ['', 'code', 'tools']) == []

@@ -56,6 +56,24 @@ def _servable(repo):
     return ''
 
 
+def path_rules(env, names):
+    """The names among `names` of repositories for which ``[svn]
+    authz_file`` has rules below the root, when AuthzSourcePolicy uses
+    it: Trac's browser honours those, Apache decides per repository."""
+    from trac.versioncontrol.svn_authz import AuthzSourcePolicy, parse
+    policies = env.config.getlist('trac', 'permission_policies')
+    path = env.config.getpath('svn', 'authz_file')
+    if AuthzSourcePolicy.__name__ not in policies or not path or \
+            not os.path.isfile(path):
+        return []
+    default = env.config.get('svn', 'authz_module_name')
+    modules = parse(path, set(names) | {'', default})
+    below = {module for module, paths in modules.items()
+             if any(p.rstrip('/') for p in paths)}
+    return [name for name in names
+            if (name or default) in below or '' in below]
+
+
 def repositories(env, data):
     """(what repositories.conf serves, notes on what it cannot)."""
     served, notes = [], []
@@ -66,6 +84,11 @@ def repositories(env, data):
                      'repository share the URL name "default": only Trac\'s '
                      'default repository is served (rename the other)')
         known = [repo for repo in known if repo.name != 'default']
+    for name in path_rules(env, [repo.name for repo in known]):
+        notes.append('[svn] authz_file has rules below the root of %s: '
+                     'Trac\'s browser honours them, Apache decides for the '
+                     'whole repository (see README, "Repositories")'
+                     % url_name(name))
     for repo in known:
         why = _servable(repo)
         if why:

@@ -27,6 +27,9 @@ Every cache on the login path, and what makes it go stale:
   they expire after ``cache_ttl``; account state is read at every check;
 * the typical stored hash unknown users are made to cost
   (`login.TypicalHash`): looked at again every 300 s;
+* group answers and repository decisions (`policy.Remembered`, see
+  `repoauth`): while the permission table reads the same (and the authz
+  files keep their modification time), for at most 60 s;
 * Trac's environment cache: only in the process that runs Trac (pages,
   group answers), never in Apache's children.
 

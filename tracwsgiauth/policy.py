@@ -1,6 +1,7 @@
 """Questions only Trac's own policy engine can answer (the groups plugin
-providers give), asked by Apache's child processes of the process where
-Trac already runs, over a local socket.
+providers give, what permission policies decide for a repository),
+asked by Apache's child processes of the process where Trac already
+runs, over a local socket.
 
 Apache's children run our auth functions on every request; they import
 no Trac module (memory, and no Trac environment to reload under them).
@@ -11,6 +12,8 @@ enter; both ends check that the other runs as the same user.
 One request per connection, one JSON line each way::
 
     {"op": "groups", "user": "alice"}   ->   {"groups": ["developers"]}
+    {"op": "repository", "user": "alice", "repository": "code",
+     "action": "write"}                 ->   {"allowed": true, "why": "..."}
                                         or   {"error": "..."}
 """
 
