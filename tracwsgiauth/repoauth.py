@@ -27,6 +27,7 @@ most a minute (what plugins decide from elsewhere), and until trac.ini
 """
 
 import os
+import threading
 
 from . import policy, tables
 from .login import DEFAULTS
@@ -78,6 +79,12 @@ def request_of(environ, urls):
                         environ.get('QUERY_STRING', ''))
 
 
+def _request_id(environ):
+    """What tells a request from the one before on the same thread."""
+    return tuple(environ.get(key) for key in (
+        'REMOTE_ADDR', 'REMOTE_PORT', 'REQUEST_METHOD', 'REQUEST_URI'))
+
+
 class RepositoryGate(object):
     """What one process decides for the repository locations of an
     environment (see the module)."""
@@ -85,6 +92,10 @@ class RepositoryGate(object):
     def __init__(self, provider):
         self.provider = provider
         self._read_from = (None, None, None)   # trac.ini, prefixes, files
+        # whether allow_access, which Apache runs first for every
+        # request, failed on this thread: then the request's outage is
+        # already in the error log, and its group check says nothing
+        self._failed = threading.local()
 
     def _settings(self, ini):
         """The repository prefixes and the authz files of trac.ini, read
@@ -116,13 +127,15 @@ class RepositoryGate(object):
 
     def allow_access(self, environ, host):
         """True: Trac lets anonymous do this, no credentials needed."""
+        self._failed.request = None
         try:
             loaded = self.provider._current()
             name, what = request_of(environ, self._settings(loaded.ini)[0])
             rows = tables.permissions(loaded.reader)
             return self.allowed(loaded, 'anonymous', name, what, rows)
         except Exception as e:
-            self.provider._fail(environ, 'anonymous repository access', e)
+            self._failed.request = _request_id(environ)
+            self.provider._fail(environ, 'repository access', e)
             return False
 
     def groups_for_user(self, environ, user):
@@ -141,5 +154,7 @@ class RepositoryGate(object):
                 return [GRANTED]
             return []
         except Exception as e:
-            self.provider._fail(environ, 'repository access', e)
+            if getattr(self._failed, 'request', None) != \
+                    _request_id(environ):
+                self.provider._fail(environ, 'repository access', e)
             return []

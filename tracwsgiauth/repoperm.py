@@ -77,7 +77,7 @@ class RepositoryPolicy(Component):
         info = RepositoryManager(self.env).get_all_repositories().get(name)
         if info is None or info.get('alias') is not None:
             return Decision(False, 'Trac has no repository %r' % name)
-        self._fresh_permissions()
+        self._fresh_permissions(user)
         resource = Resource('repository', name).child('source', '/')
         perm = PermissionCache(self.env, user, resource)
         for action in NEEDS[what]:
@@ -97,11 +97,13 @@ class RepositoryPolicy(Component):
                 return policy.__class__.__name__
         return 'no permission policy grants it, so Trac'
 
-    def _fresh_permissions(self):
-        """Forget what Trac remembers of the permission table (for 5 s
-        per user, and until another process says it changed: a raw write
-        such as AccountManager's user deletion never says so) when the
-        table changed since the last decision."""
+    def _fresh_permissions(self, user):
+        """Forget what Trac remembers of `user`'s permissions (for 5 s),
+        and of the permission table when it changed since the last
+        decision (Trac reads it again when another process says it
+        changed: a raw write such as AccountManager's user deletion
+        never says so)."""
+        DefaultPermissionPolicy(self.env).permission_cache.pop(user, None)
         rows = sorted(tables.permissions(self._reader()))
         if rows == self._seen_rows:
             return
