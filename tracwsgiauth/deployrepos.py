@@ -9,6 +9,7 @@ import shlex
 import subprocess
 import sys
 
+from trac.admin.api import AdminCommandError
 from trac.util.text import printout
 
 from .deployfiles import _render, _write, apache_quote
@@ -74,10 +75,27 @@ def path_rules(env, names):
             if (name or default) in below or '' in below]
 
 
+def check_urls(urls):
+    """Refuse ``[wsgiauth] svn_url``/``git_url`` values Apache cannot
+    serve: not plain URL paths, or one at or below the other."""
+    for kind, url in urls.items():
+        if not re.match(r'\A/[-\w./~]*[^/]\Z', url) or '//' in url or \
+                {'.', '..'} & set(url.split('/')):
+            raise AdminCommandError(
+                '[wsgiauth] %s_url = %r: a plain URL path, such as /%s '
+                '(no . or .. segment, not /)' % (kind, url, kind))
+    svn, git = urls['svn'] + '/', urls['git'] + '/'
+    if svn.startswith(git) or git.startswith(svn):
+        raise AdminCommandError(
+            '[wsgiauth] svn_url = %s and git_url = %s: neither may be at '
+            'or below the other' % (urls['svn'], urls['git']))
+
+
 def repositories(env, data):
     """(what repositories.conf serves, notes on what it cannot)."""
     served, notes = [], []
     urls = prefixes(env.config)
+    check_urls(urls)
     known = env[RepositoryPolicy].served()
     if {'', 'default'} <= {repo.name for repo in known}:
         notes.append('the repository named "default" and Trac\'s default '
