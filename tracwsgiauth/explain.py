@@ -2,16 +2,19 @@
 repository locations `deploy` writes make for one request, and why --
 what an operator asks when Bob cannot push."""
 
+import posixpath
+import re
 from urllib.parse import unquote, urlsplit
 
 from trac.admin.api import IAdminCommandProvider
 from trac.core import Component, implements
 from trac.util.text import printout
 
+from . import tables
 from .modwsgi import provider_for
 from .repoauth import prefixes
 from .repoperm import NEEDS, RepositoryPolicy
-from .repos import action, locate, url_name
+from .repos import READ, action, locate, url_name
 
 _HELP = """Explain what Apache decides for one repository request
 
@@ -41,7 +44,7 @@ class ExplainCommand(Component):
 def explain(env, user, method, url):
     """(lines to print, whether Apache allows the request)."""
     split = urlsplit(url)
-    found = locate(unquote(split.path), prefixes(env.config))
+    found = locate(_as_apache_sees(split.path), prefixes(env.config))
     if found is None:
         return ['refused: %s is not a repository URL of this environment '
                 '(below neither [wsgiauth] svn_url = %s nor git_url = %s)'
@@ -57,21 +60,44 @@ def explain(env, user, method, url):
              'request:    %s %s: %s' % (method, rest or '/', what),
              'needs:      %s on repository:%s' % (', '.join(NEEDS[what]),
                                                   name)]
-    anonymous = policy.decide('anonymous', name, what)
-    lines.append('anonymous:  %s' % anonymous.why)
-    if anonymous.allowed:
-        return lines + ['allowed without credentials'], True
+    if what == READ:
+        anonymous = policy.decide('anonymous', name, what)
+        lines.append('anonymous:  %s' % anonymous.why)
+        if anonymous.allowed:
+            return lines + ['allowed without credentials'], True
+    else:
+        lines.append('anonymous:  never writes (a commit needs an author)')
     if user == 'anonymous':
         return lines + ['refused: Apache asks for credentials (401)'], False
     return _as_user(env, policy, user, name, what, lines)
 
 
+def _as_apache_sees(path):
+    """The path Apache matches its locations against: decoded, without
+    dot segments, slashes merged."""
+    path = unquote(path)
+    normal = posixpath.normpath('/' + path)
+    if path.endswith('/') and normal != '/':
+        normal += '/'
+    return re.sub('/+', '/', normal)
+
+
 def _as_user(env, policy, user, name, what, lines):
-    login = provider_for(env.path).login()
+    provider = provider_for(env.path)
+    login = provider.login()
     canonical = login.canonical(user)
     if canonical is None:
         return lines + ['refused: %r is not a user name Trac accepts '
                         '(401)' % user], False
+    if tables.account(provider.reader(), canonical).get('password') is None:
+        return lines + ['refused: %s has no password here, so Apache '
+                        'refuses the login unless another module '
+                        'authenticates it (401)' % canonical], False
+    refusal = login.refusal(canonical)
+    if refusal:
+        return lines + ['refused: the account of %s: %s; Apache refuses '
+                        'its password too (401)' % (canonical, refusal)], \
+            False
     refusal = login.group_refusal(canonical)
     if refusal:
         return lines + ['refused: the account of %s: %s (403)'

@@ -9,8 +9,9 @@ Each request to ``<svn_url>/NAME`` or ``<git_url>/NAME`` reads or writes
 Trac's repository NAME (`repos`). Trac decides whether its user may:
 
 * ``allow_access`` (``WSGIAccessScript`` with ``Satisfy Any``): True
-  lets the request through without credentials when Trac lets
-  ``anonymous`` do it; False makes Apache ask for them;
+  lets a read through without credentials when Trac lets ``anonymous``
+  do it; False makes Apache ask for them (always for a write, which
+  needs an author);
 * ``groups_for_user`` (``Require wsgi-group trac-repository-access``):
   that one group when Trac lets the user do it, else none (403, with
   ``AuthzSendForbiddenOnFailure On``); a locked or unapproved account,
@@ -33,7 +34,7 @@ from . import policy, tables
 from .login import DEFAULTS
 from .modwsgi import EntryPoints, in_daemon_process, provider_for
 from .names import from_wire
-from .repos import GRANTED, action, locate
+from .repos import GRANTED, READ, action, locate
 
 #: The authz files Trac's permission policies read: (section, option).
 AUTHZ_FILES = (('authz_policy', 'authz_file'), ('svn', 'authz_file'))
@@ -126,11 +127,14 @@ class RepositoryGate(object):
         return answer
 
     def allow_access(self, environ, host):
-        """True: Trac lets anonymous do this, no credentials needed."""
+        """True: a read Trac lets anonymous do, no credentials needed.
+        A write always needs a user (its author)."""
         self._failed.request = None
         try:
             loaded = self.provider._current()
             name, what = request_of(environ, self._settings(loaded.ini)[0])
+            if what != READ:
+                return False
             rows = tables.permissions(loaded.reader)
             return self.allowed(loaded, 'anonymous', name, what, rows)
         except Exception as e:
