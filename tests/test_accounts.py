@@ -82,8 +82,12 @@ def test_wrong_and_unknown(store):
     assert rules(store).authenticate('alice', 'wrong') is False
     assert rules(store).authenticate('nobody', 'secret') is None
     assert rules(store).authenticate('developers', 'x') is None
-    # a refused account with a wrong password is just wrong
-    assert rules(store).authenticate('carol', 'wrong') is False
+    # a locked account: the same answer for a wrong password as for the
+    # right one (both refused, neither told apart)
+    with pytest.raises(Refused, match='locked'):
+        rules(store).authenticate('carol', 'wrong')
+    # an unapproved account with a wrong password is just wrong
+    assert rules(store).authenticate('eve', 'wrong') is False
 
 
 def test_unverified_email_counts_only_while_verification_is_on(store, env):

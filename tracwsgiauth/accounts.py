@@ -87,6 +87,30 @@ class AuthStore(Component):
         log). The other environments of the same Apache are never held
         up by one whose server does not answer.""")
 
+    address_failures = IntOption(
+        SECTION, 'address_failures', DEFAULTS['address_failures'],
+        doc="""Failed logins from one client address within
+        `address_window` seconds after which every login from it is
+        refused for `address_block_time` seconds, by all of Apache's
+        processes (failures for unknown users count too). 0 (the
+        default) turns it off. The address is `REMOTE_ADDR`: behind a
+        proxy, let mod_remoteip set it.""")
+
+    address_window = IntOption(
+        SECTION, 'address_window', DEFAULTS['address_window'],
+        doc="""Seconds in which `address_failures` failures throttle an
+        address.""")
+
+    address_block_time = IntOption(
+        SECTION, 'address_block_time', DEFAULTS['address_block_time'],
+        doc="""Seconds a throttled address is refused.""")
+
+    audit_log = Option(SECTION, 'audit_log', DEFAULTS['audit_log'],
+        doc="""File to which Apache's processes append one JSON line per
+        refused login and per account lock or address throttle (relative:
+        to the environment's folder; Apache's user must be able to write
+        it). Empty (the default): none. See README, "Brute force".""")
+
     # -- passwords
 
     def set_password(self, name, password):
@@ -128,6 +152,18 @@ class AuthStore(Component):
             count = len(db("SELECT 1 FROM auth_cookie WHERE " + where, args))
             db("DELETE FROM auth_cookie WHERE " + where, args)
         return count
+
+    def unlock(self, name):
+        """End a user's failed-login count and lock, as AccountManager's
+        admin does; True when there was one."""
+        names = "('failed_logins', 'failed_logins_count', 'lock_count')"
+        with self.env.db_transaction as db:
+            check_schema(db, self._schema)
+            found = db("SELECT 1 FROM session_attribute WHERE sid=%s AND "
+                       "authenticated=1 AND name IN " + names, (name,))
+            db("DELETE FROM session_attribute WHERE sid=%s AND "
+               "authenticated=1 AND name IN " + names, (name,))
+        return bool(found)
 
     # -- groups
 

@@ -3,13 +3,17 @@ a site needs no AccountManager to run Apache authentication."""
 
 import getpass
 import sys
+import time
 
 from trac.admin.api import AdminCommandError, IAdminCommandProvider
 from trac.core import Component, implements
 from trac.util.text import printout
 
+from . import audit, tables
 from .accounts import AuthStore
 from .doctor import diagnose
+from .guard import guard_for, writer
+from .lockout import attempts
 from .login import Refused
 from .modwsgi import provider_for
 from .pgread import SchemaDrift
@@ -75,6 +79,19 @@ class WsgiAuthAdmin(Component):
         yield ('wsgiauth groups', '<user>',
                "List the permission groups Apache sees for a user",
                None, self._do_groups)
+        yield ('wsgiauth status', '<user>',
+               """Show a user's failed logins and lock
+
+               The failed logins AccountManager and Apache count, the
+               address and time of the last ones, and whether the
+               account is locked, until when.""",
+               None, self._do_status)
+        yield ('wsgiauth unlock', '<user>',
+               """Unlock an account locked after failed logins
+
+               Ends its failed-login count and lock, as AccountManager's
+               admin does.""",
+               None, self._do_unlock)
         yield ('wsgiauth doctor', '',
                """Check that the database keeps this environment's schema
 
@@ -126,13 +143,44 @@ class WsgiAuthAdmin(Component):
         name = self._name(user)
         try:
             found = self._login.authenticate(name, read_password(False))
+            writer.flush()      # a wrong password counts, as in Apache
         except Refused as e:
+            writer.flush()
             raise AdminCommandError('Refused: %s.' % e) from None
         if found is None:
             raise AdminCommandError('Refused: %s has no password.' % name)
         if not found:
             raise AdminCommandError('Refused: wrong password.')
         printout('Accepted as %s.' % name)
+
+    def _do_status(self, user):
+        name = self._name(user)
+        login = self._login
+        attrs = tables.account(provider_for(self.env.path).reader(), name)
+        lock = login.settings.lock
+        printout('failed logins: %s' % attrs.get('failed_logins_count', 0))
+        for address, when in attempts(attrs.get('failed_logins'))[-5:]:
+            printout('  %s from %s' % (_when(when), address or 'unknown'))
+        if lock.max_count < 1:
+            printout('locked: no ([account-manager] login_attempt_max_count '
+                     'is 0: no lock)')
+        elif not lock.locked(attrs, time.time()):
+            printout('locked: no (locks after %d failed logins)'
+                     % lock.max_count)
+        else:
+            until = lock.release(attrs)
+            printout('locked: yes, %s' % ('until ' + _when(until) if until
+                                          else 'until unlocked'))
+
+    def _do_unlock(self, user):
+        name = self._name(user)
+        if not self._store.unlock(name):
+            raise AdminCommandError('%s has no failed logins.' % name)
+        guard = guard_for(self.env.path)
+        guard.configure(self.env.config, 5)
+        audit.record(guard.audit_log, 'unlocked', self.env.path, user, name,
+                     None, None, 'trac-admin wsgiauth unlock')
+        printout('Unlocked %s.' % name)
 
     def _do_doctor(self):
         ok, lines = diagnose(self.env)
@@ -146,3 +194,7 @@ class WsgiAuthAdmin(Component):
     def _do_groups(self, user):
         for group in self._store.groups(self._name(user)):
             printout(group)
+
+
+def _when(seconds):
+    return time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(seconds))

@@ -1,7 +1,7 @@
-"""AccountManager's account lock, read-only and with no Trac import: the
+"""AccountManager's account lock, with no Trac import: the
 ``[account-manager]`` lock options read the way its AccountGuard reads
-them, and whether the session attributes it writes say an account is
-locked now."""
+them, whether the session attributes it writes say an account is locked
+now, and what it writes for a failed or a right login."""
 
 import collections
 import re
@@ -9,6 +9,13 @@ import re
 #: AccountManager writes ``failed_logins`` as a Python repr of a list of
 #: dicts; read only the ``time`` numbers out of it, never evaluate it.
 _ATTEMPT_TIME = re.compile(r"""['"]time['"]\s*:\s*(\d{1,12})\b""")
+
+#: One entry of that list: its address (a quoted string or None) and time.
+_ATTEMPT = re.compile(r"""\{\s*['"]ipnr['"]\s*:\s*(None|'[^'\\]*'|"[^"\\]*")"""
+                      r"""\s*,\s*['"]time['"]\s*:\s*(\d{1,12})\s*\}""")
+
+#: The attributes of the lock; a right login removes them.
+LOCK_ATTRIBUTES = ('failed_logins', 'failed_logins_count', 'lock_count')
 
 #: A lock option AccountManager cannot read either: accounts whose lock
 #: state depends on it are refused (fail closed).
@@ -82,6 +89,15 @@ class LockPolicy(collections.namedtuple(
             return True
         return int(attempts[-1]) + self._lock_time(attrs) > now
 
+    def release(self, attrs):
+        """When the lock of a locked account ends (seconds since the
+        epoch), or None when only an administrator ends it."""
+        tries = attempts(attrs.get('failed_logins'))
+        if self.lock_time in (0, INVALID) or not tries or \
+                INVALID in (self.max_time, self.progression):
+            return None
+        return tries[-1][1] + self._lock_time(attrs)
+
     def _lock_time(self, attrs):
         try:
             lock_count = int(attrs.get('lock_count') or 0)
@@ -89,3 +105,44 @@ class LockPolicy(collections.namedtuple(
             lock_count = 0
         length = self.lock_time * self.progression ** (lock_count - 1)
         return min(length, self.max_time)
+
+    def failure(self, attrs, now, address):
+        """The attributes AccountGuard writes for a failed login of the
+        account `attrs` describe, from `address` at `now`: the count and
+        the attempt log, and one more lock when it is locked after it
+        ({} when the guard is off, the user has no authenticated session,
+        or the count cannot be read: then it stays locked)."""
+        if self.max_count < 1 or not attrs.get('known'):
+            return {}
+        try:
+            count = int(attrs.get('failed_logins_count') or 0) + 1
+        except ValueError:
+            return {}
+        tries = attempts(attrs.get('failed_logins'))
+        del tries[:max(len(tries) - self.max_count, 0)]
+        tries.append((address, int(now)))
+        changes = {'failed_logins_count': str(count),
+                   'failed_logins': attempts_text(tries)}
+        if self.locked(dict(attrs, **changes), now):
+            try:
+                lock_count = int(attrs.get('lock_count') or 0)
+            except ValueError:
+                lock_count = 0
+            changes['lock_count'] = str(lock_count + 1)
+        return changes
+
+
+def attempts(text):
+    """The (address, time) entries of a ``failed_logins`` value, read
+    without evaluating it; entries of another shape are left out."""
+    found = []
+    for address, when in _ATTEMPT.findall(text or ''):
+        found.append((None if address == 'None' else address[1:-1],
+                      int(when)))
+    return found
+
+
+def attempts_text(tries):
+    """``failed_logins`` as AccountGuard writes it (a Python repr of a
+    list of dicts, which it reads back with eval)."""
+    return str([{'ipnr': address, 'time': when} for address, when in tries])

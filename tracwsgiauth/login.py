@@ -15,7 +15,7 @@ import threading
 import time
 
 from . import hashes
-from .lockout import LockPolicy
+from .lockout import LOCK_ATTRIBUTES, LockPolicy
 from .names import canonical_name
 
 class Refused(Exception):
@@ -38,7 +38,9 @@ DEFAULTS = {'strip_domains': '', 'strip_realms': '', 'cache_size': 1000,
             'cache_ttl': 300, 'allow_hosts': '', 'deny_hosts': '',
             'realm': 'trac', 'hash_scheme': 'bcrypt',
             'postgres_pooling': True, 'connect_timeout': 5,
-            'svn_url': '/svn', 'git_url': '/git'}
+            'svn_url': '/svn', 'git_url': '/git', 'audit_log': '',
+            'address_failures': 0, 'address_window': 180,
+            'address_block_time': 600}
 
 
 def read_settings(scope, config):
@@ -119,24 +121,32 @@ class Login(object):
         typical of this environment's users, whose verification an
         unknown user is made to cost (so that user names cannot be told
         by timing).
+    :param record: `record(name, event)` queues what AccountGuard writes
+        for a failed login of a known user (event: (address, time)) or a
+        right one that ends a count (event: None); see `guard`.
     """
 
-    def __init__(self, settings, read_account, typical_hash):
+    def __init__(self, settings, read_account, typical_hash,
+                 record=lambda name, event: None):
         self.settings = settings
         self._read = read_account
         self._typical = typical_hash
+        self._record = record
 
     def canonical(self, name):
         """The Trac user name for a login name, or None to refuse it."""
         s = self.settings
         return canonical_name(name, s.domains, s.realms, s.lowercase)
 
-    def authenticate(self, name, password):
-        """Check a credential of a canonical user name.
+    def authenticate(self, name, password, address=None):
+        """Check a credential of a canonical user name, sent from
+        `address`.
 
         Returns None when the user has no password here, False when the
-        password is wrong, and raises `Refused` when it is right but the
-        account is locked or not approved.
+        password is wrong (a failed login, as AccountGuard counts one),
+        and raises `Refused` when it is right but the account is not
+        approved, and when the account is locked, right or wrong (which
+        then cost the same: the cache is not asked).
         """
         attrs = self._read(name)
         stored = attrs.get('password')
@@ -144,9 +154,18 @@ class Login(object):
             # cost what a wrong password of a typical user costs
             hashes.verify(self._typical(), name, password)
             return None
+        now = time.time()
+        if self.settings.lock.locked(attrs, now):
+            if not hashes.verify(stored, name, password):
+                self._record(name, (address, now))
+            raise Refused('account locked after failed logins')
         if not self._verify(name, stored, password):
+            self._record(name, (address, now))
             return False
         self.check_state(attrs)
+        if self.settings.lock.max_count > 0 and \
+                any(key in attrs for key in LOCK_ATTRIBUTES):
+            self._record(name, None)        # a right login ends the count
         return True
 
     def realm_hash(self, name, realm):

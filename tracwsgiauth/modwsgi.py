@@ -46,10 +46,12 @@ import threading
 from collections import namedtuple
 
 from . import policy, tables, tracini
+from .guard import guard_for
 from .hosts import HostRules
 from .login import DEFAULTS, Login, Refused, TypicalHash, dummy_hash, \
     read_settings
 from .names import from_wire, to_wire
+from .throttle import client_address
 
 #: The component whose enabling in [components] turns the plugin on.
 COMPONENT = 'tracwsgiauth.accounts.AuthStore'
@@ -122,7 +124,7 @@ def _describe(error):
 
 
 #: The login rules of one environment, with what they read through.
-Rules = namedtuple('Rules', 'login reader hosts timeout')
+Rules = namedtuple('Rules', 'login reader hosts timeout guard')
 
 #: What a login needs of one loaded environment.
 _Loaded = namedtuple('_Loaded', 'ini answers ' + ' '.join(Rules._fields))
@@ -143,11 +145,14 @@ def rules_for(env_path, config, pooled=True):
         dummy_hash(config.get('wsgiauth', 'hash_scheme',
                               DEFAULTS['hash_scheme']),
                    config.get('wsgiauth', 'realm', DEFAULTS['realm'])))
-    login = Login(read_settings(env_path, config),
-                  lambda name: tables.account(reader, name), typical)
+    settings = read_settings(env_path, config)
+    guard = guard_for(env_path)
+    guard.configure(config, timeout)
+    login = Login(settings, lambda name: tables.account(reader, name),
+                  typical, guard.recorder(reader, settings.lock))
     hosts = HostRules(config.getlist('wsgiauth', 'allow_hosts'),
                       config.getlist('wsgiauth', 'deny_hosts'))
-    return Rules(login, reader, hosts, timeout)
+    return Rules(login, reader, hosts, timeout, guard)
 
 
 def _load(env_path, pooled):
@@ -230,21 +235,36 @@ class _Provider(object):
 
     def check_password(self, environ, user, password):
         """None: no such user; False: refused; True or the canonical
-        user name (which then becomes REMOTE_USER): accepted."""
+        user name (which then becomes REMOTE_USER): accepted. A refusal
+        counts against the client's address (`guard`)."""
         try:
-            login = self._current().login
+            loaded = self._current()
+            login, guard = loaded.login, loaded.guard
+            address = client_address(environ.get('REMOTE_ADDR'))
+            if guard.refused(address):
+                guard.failure(environ, from_wire(user), None, address,
+                              'address throttled')
+                return False
             name = login.canonical(from_wire(user))
             if name is None:
+                guard.failure(environ, from_wire(user), None, address,
+                              'not a user name')
                 return None
             try:
-                found = login.authenticate(name, from_wire(password))
-            except Refused:
+                found = login.authenticate(name, from_wire(password),
+                                           address)
+            except Refused as e:
+                guard.failure(environ, from_wire(user), name, address,
+                              str(e))
                 return False
+            if not found:
+                guard.failure(environ, from_wire(user), name, address,
+                              'wrong password' if found is False
+                              else 'unknown user')
+                return found
         except Exception as e:
             self._fail(environ, 'login', e)
             return False
-        if not found:
-            return found
         # mod_wsgi encodes a returned name as UTF-8 itself (unlike group
         # names, which it encodes as Latin-1: see `groups_for_user`)
         return True if to_wire(name) == user else name
@@ -252,11 +272,12 @@ class _Provider(object):
     def get_realm_hash(self, environ, user, realm):
         """The htdigest hash of `user` for `realm`, or None."""
         try:
-            login = self._current().login
-            name = login.canonical(from_wire(user))
-            if name is None:
+            loaded = self._current()
+            name = loaded.login.canonical(from_wire(user))
+            if name is None or loaded.guard.refused(
+                    client_address(environ.get('REMOTE_ADDR'))):
                 return None
-            return login.realm_hash(name, from_wire(realm))
+            return loaded.login.realm_hash(name, from_wire(realm))
         except Exception as e:
             self._fail(environ, 'login', e)
             return None

@@ -180,6 +180,7 @@ class PostgresReader(object):
                        'SET LOCAL statement_timeout = %d; ' % (
                            self.schema.replace('"', '""'),
                            max(1, int(statement_timeout * 1000))))
+        self._begin_write = self._begin.replace('BEGIN READ ONLY;', 'BEGIN;')
         self._idle = []    # list.append and list.pop are atomic: no lock
 
     def rows(self, sql, args=()):
@@ -199,6 +200,30 @@ class PostgresReader(object):
         except Disconnected:
             self.close()    # the server went away: the others are dead too
             return self._transaction(self._connect(), queries)
+
+    def write(self, work):
+        """`work(run)` in one read-write transaction in the environment's
+        schema, committed when it returns: ``run(sql, args)`` -> rows.
+        Its result."""
+        cnx = self._connect()
+        limit = self.statement_timeout + self.connect_timeout
+        deadline = time.monotonic() + limit
+        try:
+            with cnx.cursor() as cursor:
+                def run(query, args=(), fetch=True):
+                    self._run(cursor, query, args, deadline, limit)
+                    return tuple(cursor.fetchall()) if fetch else None
+                check_schema(lambda query: run(self._begin_write + query),
+                             self.schema)
+                try:
+                    result = work(run)
+                except BaseException:
+                    run('ROLLBACK', fetch=False)
+                    raise
+                run('COMMIT', fetch=False)
+        finally:
+            cnx.close()
+        return result
 
     def _transaction(self, cnx, queries):
         limit = self.statement_timeout + self.connect_timeout

@@ -3,6 +3,7 @@ environment, seeing the same canonical user names as the auth provider,
 and no session of a user who may no longer log in."""
 
 import threading
+import time
 
 from trac.core import Component, implements
 from trac.env import open_environment
@@ -11,9 +12,11 @@ from trac.web.main import dispatch_request
 
 from . import policy
 from .accounts import AuthStore
+from .guard import address_limits, audit_path, guard_for
 from .modwsgi import NotEnabled, provider_for
 from .repoperm import RepositoryPolicy
 from .repos import READ, WRITE
+from .throttle import Throttle
 
 #: Where a request keeps Trac's user name for the response headers.
 AUTHNAME_KEY = 'tracwsgiauth.authname'
@@ -96,6 +99,8 @@ def answer_policy(env_path):
         op = question.get('op')
         if op == 'groups':
             return {'groups': _store(env_path).groups(str(question['user']))}
+        if op == 'failures':
+            return _count_failures(env_path, question['failures'])
         if op == 'repository':
             decision = _store(env_path).env[RepositoryPolicy].decide(
                 str(question['user']), str(question['repository']),
@@ -103,6 +108,36 @@ def answer_policy(env_path):
             return decision._asdict()
         raise ValueError('unknown question %r' % op)
     policy.serve(env_path, answer)
+
+
+_throttles = {}
+_throttles_lock = threading.Lock()
+
+
+def _count_failures(env_path, failures):
+    """Count the failed logins per address an Apache child reports, for
+    all of them (`guard.AddressReports`); which of those addresses are
+    throttled, until when."""
+    config = _store(env_path).env.config
+    limits = address_limits(config)
+    guard = guard_for(env_path)
+    guard.audit_log = audit_path(env_path, config)
+    now, throttled = time.time(), {}
+    with _throttles_lock:
+        throttle = _throttles.get(env_path)
+        if throttle is None or throttle.limits() != limits:
+            throttle = _throttles[env_path] = Throttle(*limits)
+        for address, count in list(failures.items())[:10000]:
+            address = str(address)[:100]
+            until = throttle.failed(address, now, max(1, min(int(count),
+                                                             10000)))
+            if until:
+                guard.report('throttled', address, {
+                    'until': until, 'where': "all of Apache's processes"})
+            until = throttle.until(address, now)
+            if until:
+                throttled[address] = until
+    return {'throttled': throttled}
 
 
 def _rename_user(provider, environ):

@@ -91,6 +91,26 @@ class SQLiteReader(object):
             kept.cnx.close()
         return rows
 
+    def write(self, work):
+        """`work(run)` in one write transaction that waits for every
+        other writer (``BEGIN IMMEDIATE``), committed when it returns:
+        ``run(sql, args)`` -> rows, ``%s`` placeholders. Its result."""
+        file = self._identity()
+        kept = _Kept(self._connect(), file)
+        cnx = kept.cnx
+        try:
+            cnx.execute('BEGIN IMMEDIATE')
+            try:
+                result = work(lambda sql, args=(): tuple(cnx.execute(
+                    sql.replace('%s', '?'), args).fetchall()))
+                cnx.execute('COMMIT')
+            except BaseException:
+                cnx.execute('ROLLBACK')
+                raise
+        finally:
+            cnx.close()
+        return result
+
     def _read(self, kept, queries):
         cnx = kept.cnx
         version = cnx.execute('PRAGMA data_version').fetchone()[0]

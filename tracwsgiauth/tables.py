@@ -1,5 +1,6 @@
-"""What a login reads of a Trac environment's tables, with no Trac import:
-the SQL, and the reader that runs it on the environment's database.
+"""What a login reads of a Trac environment's tables, and the account
+lock it writes, with no Trac import: the SQL, and the reader that runs it
+on the environment's database.
 
 Every read here depends on stored data alone (no clock, no session
 setting), which is what lets `sqlite.SQLiteReader` reuse a connection's
@@ -26,6 +27,15 @@ STORED_PASSWORDS = """
 SESSION_USER = "SELECT name FROM auth_cookie WHERE cookie=%s"
 
 
+HOLD_SESSION = """
+    SELECT 1 FROM session WHERE sid=%s AND authenticated=1 FOR UPDATE"""
+DELETE_ATTRIBUTE = """
+    DELETE FROM session_attribute
+     WHERE sid=%s AND authenticated=1 AND name=%s"""
+INSERT_ATTRIBUTE = """
+    INSERT INTO session_attribute (sid, authenticated, name, value)
+    VALUES (%s, 1, %s, %s)"""
+
 _QMARK = {sql: sql.replace('%s', '?') for sql in (ACCOUNT, SESSION_USER)}
 
 
@@ -51,6 +61,25 @@ def account_and_permissions(reader, name):
     attrs, rows = reader.rows_many(((_sql(reader, ACCOUNT), (name, name)),
                                     (PERMISSIONS, ())))
     return dict(attrs), rows
+
+
+def update_account(reader, name, compute):
+    """Change a user's session attributes by `compute(attrs)` -> {name:
+    text, or None to delete}, given the account as it is inside one
+    write transaction that holds the user's session (so that updates of
+    one account from any process follow one another). Returns (attrs,
+    what compute returned)."""
+    def work(run):
+        if reader.paramstyle == '%s':
+            run(HOLD_SESSION, (name,))
+        attrs = dict(run(ACCOUNT, (name, name)))
+        changes = compute(attrs)
+        for key, value in changes.items():
+            run(DELETE_ATTRIBUTE, (name, key))
+            if value is not None:
+                run(INSERT_ATTRIBUTE, (name, key, value))
+        return attrs, changes
+    return reader.write(work)
 
 
 def stored_passwords(reader):

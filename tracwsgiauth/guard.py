@@ -1,0 +1,262 @@
+"""Brute-force protection of the logins Apache's child processes check,
+with no Trac import.
+
+* Per account, AccountManager's lock: a wrong password of a known user
+  counts as a failed login exactly as its AccountGuard counts one (the
+  same ``session_attribute`` values, read and written in the
+  environment's database, so every process and AccountManager's web
+  form share them); a right one ends the count. The writes happen on a
+  thread of their own, after the answer: a wrong password costs the
+  client what a right one costs (no timing tells them apart, also while
+  the account is locked), and a flood of them becomes one transaction
+  per account at a time, whatever the rate.
+* Per client address (`throttle`): failures, for unknown users too, are
+  reported to Trac's process (`policy`, op ``failures``), which counts
+  them for all children and says which addresses are throttled; while it
+  cannot be reached, each child counts its own.
+* Every refusal, lock and throttle can be written to an audit log
+  (`audit`); a lock and a throttle also make one line in Apache's error
+  log at ``warn``.
+"""
+
+import os
+import threading
+import time
+
+from . import audit, policy, tables
+from .audit import warn
+from .lockout import LOCK_ATTRIBUTES, attempts
+from .login import DEFAULTS
+from .throttle import Throttle
+
+#: Most events waiting for the writer per account; more are left out
+#: (the account is locked long before).
+PENDING_PER_ACCOUNT = 1000
+
+
+def _apply(lock, attrs, events, now):
+    """The attribute changes AccountGuard makes for `events` in order
+    ((address, time) for a failure, None for a right login), and whether
+    they locked the account."""
+    current, changes = dict(attrs), {}
+    for event in events:
+        if event is None:
+            delta = {key: None for key in LOCK_ATTRIBUTES if key in current}
+        else:
+            delta = lock.failure(current, event[1], event[0])
+        changes.update(delta)
+        for key, value in delta.items():
+            if value is None:
+                current.pop(key, None)
+            else:
+                current[key] = value
+    return changes, lock.locked(current, now) and not lock.locked(attrs, now)
+
+
+class Writer(object):
+    """The thread that writes the account changes of failed and right
+    logins, for every environment of this process."""
+
+    def __init__(self):
+        self._pending = {}        # (reader, name) -> [lock, events, report]
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread = None
+
+    def add(self, reader, lock, name, event, report):
+        """Queue `event` (see `_apply`) of account `name`; `report(
+        'locked', name, changes)` is called when it locks it."""
+        with self._lock:
+            entry = self._pending.setdefault((reader, name),
+                                             [lock, [], report])
+            if len(entry[1]) < PENDING_PER_ACCOUNT:
+                entry[1].append(event)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name='tracwsgiauth guard',
+                    daemon=True)
+                self._thread.start()
+        self._wake.set()
+
+    def _run(self):
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            with self._lock:
+                batch, self._pending = self._pending, {}
+            for (reader, name), (lock, events, report) in batch.items():
+                self._write(reader, name, lock, events, report)
+
+    def _write(self, reader, name, lock, events, report):
+        now = time.time()
+        locked = []
+
+        def compute(attrs):
+            changes, newly = _apply(lock, attrs, events, now)
+            locked[:] = [newly]
+            return changes
+        try:
+            attrs, changes = tables.update_account(reader, name, compute)
+        except Exception as e:
+            report('unrecorded', name, {'error': '%s: %s' % (
+                type(e).__name__, ' '.join(str(e).split())[:200])})
+            return
+        if locked and locked[0]:
+            report('locked', name, dict(attrs, **changes))
+
+    def flush(self, timeout=10):
+        """Wait until every queued change is written (tests, shutdown)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                idle = not self._pending and not self._wake.is_set()
+            if idle:
+                time.sleep(0.05)        # the batch being written
+                with self._lock:
+                    if not self._pending:
+                        return True
+            time.sleep(0.01)
+        return False
+
+
+#: One per process.
+writer = Writer()
+
+
+class AddressReports(object):
+    """Failures per address, reported to Trac's process in batches by a
+    thread of their own; what it answers throttles addresses here."""
+
+    def __init__(self, env_path, throttle, timeout, report):
+        self.env_path, self.throttle = env_path, throttle
+        self.timeout, self._report = timeout, report
+        self._counts = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread = None
+
+    def refused(self, address):
+        with self._lock:
+            return self.throttle.refused(address, time.time())
+
+    def failed(self, address):
+        """Count a failed login from `address` (reported later)."""
+        if self.throttle.limit < 1:
+            return
+        with self._lock:
+            self._counts[address] = self._counts.get(address, 0) + 1
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name='tracwsgiauth throttle',
+                    daemon=True)
+                self._thread.start()
+        self._wake.set()
+
+    def _run(self):
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            with self._lock:
+                counts, self._counts = self._counts, {}
+            self._send(counts)
+
+    def _send(self, counts):
+        try:
+            answer = policy.ask(self.env_path, self.timeout, op='failures',
+                                failures=counts)
+        except Exception:
+            answer = None   # Trac's process is away: count here
+        now = time.time()
+        with self._lock:
+            if answer is None:
+                for address, count in counts.items():
+                    until = self.throttle.failed(address, now, count)
+                    if until:
+                        self._report('throttled', address, {
+                            'until': until, 'where': 'this process'})
+                return
+            for address, until in answer.get('throttled', {}).items():
+                self.throttle.throttle(address, until)
+
+
+class Guard(object):
+    """The protection of one environment's logins in this process: its
+    options as trac.ini now says (`configure`), kept across reloads."""
+
+    def __init__(self, env_path):
+        self.env_path = env_path
+        self.audit_log = ''
+        self._addresses = None
+
+    def configure(self, config, timeout):
+        """Read the ``[wsgiauth]`` options of the guard from `config`."""
+        self.audit_log = audit_path(self.env_path, config)
+        limits = address_limits(config)
+        if self._addresses is None or \
+                self._addresses.throttle.limits() != limits:
+            self._addresses = AddressReports(
+                self.env_path, Throttle(*limits), timeout, self.report)
+        self._addresses.timeout = timeout
+
+    def recorder(self, reader, lock):
+        """`record(name, event)` for `login.Login`: queues the account
+        changes AccountGuard makes (nothing while its guard is off)."""
+        def record(name, event):
+            if lock.max_count > 0:
+                writer.add(reader, lock, name, event, self.report)
+        return record
+
+    def refused(self, address):
+        """Whether logins from `address` are throttled now."""
+        return self._addresses.refused(address)
+
+    def failure(self, environ, sent, name, address, reason):
+        """A refused login: counted for its address, and audited."""
+        self._addresses.failed(address)
+        audit.record(self.audit_log, 'refused', self.env_path, sent, name,
+                     address, environ.get('REQUEST_URI', '').split('?')[0],
+                     reason)
+
+    def report(self, event, subject, details):
+        """What the writer and the address reports tell: 'locked' (user,
+        its attributes), 'throttled' (address), 'unrecorded' (user)."""
+        if event == 'locked':
+            tries = attempts(details.get('failed_logins'))
+            last = tries[-1][0] if tries else None
+            warn('account %r of %s locked after %s failed logins (the last '
+                 'from %s)' % (subject, self.env_path,
+                               details.get('failed_logins_count'), last))
+            audit.record(self.audit_log, 'locked', self.env_path, None,
+                         subject, last, None, 'failed logins')
+        elif event == 'throttled':
+            warn('address %s throttled for %s until %s (after failed logins '
+                 'in %s)' % (subject, self.env_path, time.strftime(
+                     '%H:%M:%S', time.localtime(details['until'])),
+                             details.get('where')))
+            audit.record(self.audit_log, 'throttled', self.env_path, None,
+                         None, subject, None, 'failed logins')
+        else:
+            warn('a failed login of %r could not be counted in %s: %s'
+                 % (subject, self.env_path, details.get('error')))
+
+
+def audit_path(env_path, config):
+    """``[wsgiauth] audit_log`` as a path (relative: to the
+    environment's folder), or ''."""
+    path = config.get('wsgiauth', 'audit_log', '')
+    return os.path.join(env_path, path) if path else ''
+
+
+def address_limits(config):
+    """(failures, window, duration) of ``[wsgiauth]``."""
+    return tuple(config.getint('wsgiauth', option, DEFAULTS[option])
+                 for option in ('address_failures', 'address_window',
+                                'address_block_time'))
+
+
+_guards = {}
+
+
+def guard_for(env_path):
+    """The one `Guard` of this process for an environment."""
+    return _guards.setdefault(env_path, Guard(env_path))
