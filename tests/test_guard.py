@@ -240,3 +240,30 @@ def test_status_and_unlock_commands():
     assert login(path, 'alice', 'alice-pw') is True
     assert trac_admin(path, 'wsgiauth', 'unlock', 'alice',
                       check=False).returncode != 0
+
+
+# -- PostgreSQL, in its schema (the write transaction pins it too)
+
+def test_failures_counted_on_postgresql_in_the_schema(pg):
+    from tests.pg import make_pg_env
+    parent = public_dir()
+    path = make_pg_env(pg, parent, 'gpg', 'twa_guard', 'gs', LOCK)
+    other = make_pg_env(pg, parent, 'gpub', 'twa_guard', None, LOCK)
+    for env_path in (path, other):
+        set_password(env_path, 'alice', 'alice-pw')
+    trac_admin(path, 'config', 'set', 'account-manager',
+               'login_attempt_max_count', '1000')
+
+    def fail():
+        for _ in range(5):
+            login(path, 'alice', 'wrong')
+    threads = [threading.Thread(target=fail) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert guard.writer.flush()
+    assert account(path)['failed_logins_count'] == '20'
+    assert 'failed_logins_count' not in account(other)
+    assert login(path, 'alice', 'alice-pw') is True
+    assert 'failed_logins_count' not in account(path)

@@ -212,7 +212,9 @@ class PostgresReader(object):
             with cnx.cursor() as cursor:
                 def run(query, args=(), fetch=True):
                     self._run(cursor, query, args, deadline, limit)
-                    return tuple(cursor.fetchall()) if fetch else None
+                    if fetch and cursor.description is not None:
+                        return tuple(cursor.fetchall())
+                    return ()
                 check_schema(lambda query: run(self._begin_write + query),
                              self.schema)
                 try:
