@@ -36,6 +36,8 @@ setup(
             'tracwsgiauth = tracwsgiauth',
             'tracwsgiauth.accounts = tracwsgiauth.accounts',
             'tracwsgiauth.admin = tracwsgiauth.admin',
+            'tracwsgiauth.appadmin = tracwsgiauth.appadmin',
+            'tracwsgiauth.apppasswords = tracwsgiauth.apppasswords',
             'tracwsgiauth.deploy = tracwsgiauth.deploy',
             'tracwsgiauth.explain = tracwsgiauth.explain',
             'tracwsgiauth.repoperm = tracwsgiauth.repoperm',

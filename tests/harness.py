@@ -159,6 +159,8 @@ def make_env(parent, name='proj', extra_ini='', database=None):
     with open(env.config.filename, 'a', encoding='utf-8') as f:
         f.write(PLUGIN_COMPONENTS + extra_ini)
     env.shutdown()
+    with trac_env(path) as env:
+        env.upgrade()       # the plugin's table (trac-admin ENV upgrade)
     return path
 
 

@@ -11,7 +11,8 @@ which answers the children's group questions (`policy`).
 
 import time
 
-from trac.config import ChoiceOption, IntOption, ListOption, Option
+from trac.config import BoolOption, ChoiceOption, IntOption, ListOption, \
+    Option
 from trac.core import Component
 from trac.perm import DefaultPermissionStore, PermissionSystem
 
@@ -110,6 +111,19 @@ class AuthStore(Component):
         refused login and per account lock or address throttle (relative:
         to the environment's folder; Apache's user must be able to write
         it). Empty (the default): none. See README, "Brute force".""")
+
+    repository_passwords = ListOption(
+        SECTION, 'repository_passwords', 'account, app',
+        doc="""Which passwords the repository locations take: `account`
+        (the user's password) and `app` (app passwords, see Preferences
+        -> App passwords). `app` alone makes Subversion and Git clients
+        use app passwords.""")
+
+    app_passwords_everywhere = BoolOption(
+        SECTION, 'app_passwords_everywhere', 'false',
+        doc="""Whether the other locations of trac.wsgi (Trac's `/login`,
+        groups, downloads) take app passwords too; a read app password
+        then logs in to Trac with the user's whole permissions.""")
 
     # -- passwords
 

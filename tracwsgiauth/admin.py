@@ -11,6 +11,7 @@ from trac.util.text import printout
 
 from . import audit, tables
 from .accounts import AuthStore
+from .apppasswords import AppPasswords
 from .doctor import diagnose
 from .guard import guard_for, writer
 from .lockout import attempts
@@ -68,7 +69,8 @@ class WsgiAuthAdmin(Component):
         yield ('wsgiauth remove', '<user>',
                """Remove a user's password
 
-               Also ends the user's Trac sessions (logged in by cookie).""",
+               Also ends the user's Trac sessions (logged in by cookie)
+               and revokes the user's app passwords.""",
                None, self._do_remove)
         yield ('wsgiauth check', '<user>',
                """Check a password as Apache would
@@ -136,8 +138,9 @@ class WsgiAuthAdmin(Component):
         if not self._store.delete_password(name):
             raise AdminCommandError('%s has no password.' % name)
         ended = self._store.end_sessions(name)
-        printout('Password removed for %s; %d Trac session(s) ended.'
-                 % (name, ended))
+        revoked = AppPasswords(self.env).revoke_all(name)
+        printout('Password removed for %s; %d Trac session(s) ended, %d app '
+                 'password(s) revoked.' % (name, ended, revoked))
 
     def _do_check(self, user):
         name = self._name(user)

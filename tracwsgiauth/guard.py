@@ -25,9 +25,13 @@ import time
 
 from . import audit, policy, tables
 from .audit import warn
+from .apptokens import TOUCH
 from .lockout import LOCK_ATTRIBUTES, attempts
 from .login import DEFAULTS
 from .throttle import Throttle
+
+#: Seconds between two writes of an app password's "last used".
+TOUCH_EVERY = 60
 
 #: Most events waiting for the writer per account; more are left out
 #: (the account is locked long before).
@@ -59,6 +63,7 @@ class Writer(object):
 
     def __init__(self):
         self._pending = {}        # (reader, name) -> [lock, events, report]
+        self._touches = {}        # (reader, app password id) -> (address, t)
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._thread = None
@@ -71,12 +76,21 @@ class Writer(object):
                                              [lock, [], report])
             if len(entry[1]) < PENDING_PER_ACCOUNT:
                 entry[1].append(event)
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(
-                    target=self._run, name='tracwsgiauth guard',
-                    daemon=True)
-                self._thread.start()
+            self._start()
         self._wake.set()
+
+    def touch(self, reader, token_id, address):
+        """Queue "last used" of an app password: now, from `address`."""
+        with self._lock:
+            self._touches[(reader, token_id)] = (address, int(time.time()))
+            self._start()
+        self._wake.set()
+
+    def _start(self):
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(
+                target=self._run, name='tracwsgiauth guard', daemon=True)
+            self._thread.start()
 
     def _run(self):
         while True:
@@ -84,8 +98,17 @@ class Writer(object):
             self._wake.clear()
             with self._lock:
                 batch, self._pending = self._pending, {}
+                touches, self._touches = self._touches, {}
             for (reader, name), (lock, events, report) in batch.items():
                 self._write(reader, name, lock, events, report)
+            for (reader, token_id), (address, when) in touches.items():
+                try:
+                    reader.write(lambda run, args=(
+                        when, address, token_id, when - TOUCH_EVERY):
+                        run(TOUCH, args))
+                except Exception as e:
+                    warn('"last used" of an app password not written: %s'
+                         % ' '.join(str(e).split())[:200])
 
     def _write(self, reader, name, lock, events, report):
         now = time.time()
@@ -109,11 +132,12 @@ class Writer(object):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self._lock:
-                idle = not self._pending and not self._wake.is_set()
+                idle = not self._pending and not self._touches and \
+                    not self._wake.is_set()
             if idle:
                 time.sleep(0.05)        # the batch being written
                 with self._lock:
-                    if not self._pending:
+                    if not self._pending and not self._touches:
                         return True
             time.sleep(0.01)
         return False
@@ -205,6 +229,12 @@ class Guard(object):
             if lock.max_count > 0:
                 writer.add(reader, lock, name, event, self.report)
         return record
+
+    def touch(self, reader, token_id, token, address):
+        """Write when and from where an app password was used, at most
+        once a minute (by what its row says)."""
+        if (token.get('last_used') or 0) < time.time() - TOUCH_EVERY:
+            writer.touch(reader, token_id, address)
 
     def refused(self, address):
         """Whether logins from `address` are throttled now."""

@@ -14,7 +14,7 @@ import os
 import threading
 import time
 
-from . import hashes
+from . import apptokens, hashes
 from .lockout import LOCK_ATTRIBUTES, LockPolicy
 from .names import canonical_name
 
@@ -167,6 +167,31 @@ class Login(object):
                 any(key in attrs for key in LOCK_ATTRIBUTES):
             self._record(name, None)        # a right login ends the count
         return True
+
+    def authenticate_app(self, name, password, token, address=None):
+        """Check an app password (`apptokens`) of a canonical user name,
+        given its row `token` (a dict of `apptokens.FIND`'s columns, or
+        None). Its scope when it is right; False when it is wrong,
+        expired or another user's (a failed login); raises `Refused` as
+        `authenticate` does. The account must still exist, and its state
+        applies."""
+        attrs = self._read(name)
+        token_id, secret = apptokens.parse(password)
+        now = time.time()
+        right = token is not None and token['username'] == name and \
+            apptokens.matches(token['hash'], token_id, secret) and \
+            not (token['expires'] and token['expires'] <= now) and \
+            bool(attrs.get('known'))
+        if self.settings.lock.locked(attrs, now):
+            if not right:
+                self._record(name, (address, now))
+            raise Refused('account locked after failed logins')
+        if not right:
+            if attrs.get('known'):
+                self._record(name, (address, now))
+            return False
+        self.check_state(attrs)
+        return token['scope']
 
     def realm_hash(self, name, realm):
         """The htdigest hash of a user for `realm`, or None."""

@@ -45,7 +45,7 @@ import sys
 import threading
 from collections import namedtuple
 
-from . import policy, tables, tracini
+from . import apptokens, policy, tables, tracini
 from .guard import guard_for
 from .hosts import HostRules
 from .login import DEFAULTS, Login, Refused, TypicalHash, dummy_hash, \
@@ -107,6 +107,19 @@ def application_for(env_path, reflect_user=False, pooled=True):
             served.append(serving(env_path, reflect_user, pooled))
         return served[0](environ, start_response)
     return application
+
+
+def _kinds(config):
+    """The passwords a location of trac.wsgi takes."""
+    if config.getbool('wsgiauth', 'app_passwords_everywhere', False):
+        return ('account', 'app')
+    return ('account',)
+
+
+def request_id(environ):
+    """What tells a request from the one before on the same thread."""
+    return tuple(environ.get(key) for key in (
+        'REMOTE_ADDR', 'REMOTE_PORT', 'REQUEST_METHOD', 'REQUEST_URI'))
 
 
 def in_daemon_process():
@@ -174,6 +187,9 @@ class _Provider(object):
         self.env_path = env_path
         self._loaded = None
         self._lock = threading.Lock()
+        # per thread: (request, scope of its app password) of the last
+        # check_password, which Apache runs before the group check
+        self._scope = threading.local()
 
     def _current(self):
         """What a login needs, read again when a trac.ini file changed.
@@ -233,10 +249,14 @@ class _Provider(object):
         why = loaded.login.refusal(name) if name else None
         return (name, why) if why else None
 
-    def check_password(self, environ, user, password):
+    def check_password(self, environ, user, password, kinds=None):
         """None: no such user; False: refused; True or the canonical
         user name (which then becomes REMOTE_USER): accepted. A refusal
-        counts against the client's address (`guard`)."""
+        counts against the client's address (`guard`). `kinds`: which
+        passwords the location takes, ('account', 'app'); default: the
+        account password, and app passwords where ``[wsgiauth]
+        app_passwords_everywhere`` says so."""
+        self._scope.request = None
         try:
             loaded = self._current()
             login, guard = loaded.login, loaded.guard
@@ -251,8 +271,9 @@ class _Provider(object):
                               'not a user name')
                 return None
             try:
-                found = login.authenticate(name, from_wire(password),
-                                           address)
+                found, scope = self._credential(
+                    loaded, name, from_wire(password), address,
+                    kinds or _kinds(loaded.ini))
             except Refused as e:
                 guard.failure(environ, from_wire(user), name, address,
                               str(e))
@@ -265,9 +286,36 @@ class _Provider(object):
         except Exception as e:
             self._fail(environ, 'login', e)
             return False
+        self._scope.request = (request_id(environ), scope)
         # mod_wsgi encodes a returned name as UTF-8 itself (unlike group
         # names, which it encodes as Latin-1: see `groups_for_user`)
         return True if to_wire(name) == user else name
+
+    def _credential(self, loaded, name, password, address, kinds):
+        """(what `login.Login` answers for the password, the scope of an
+        app password or None): an app password by its form, where the
+        location takes them, else the account password."""
+        parsed = apptokens.parse(password)
+        if parsed and 'app' in kinds:
+            token = tables.app_token(loaded.reader, parsed[0])
+            if token is not None:
+                scope = loaded.login.authenticate_app(name, password, token,
+                                                      address)
+                if scope:
+                    loaded.guard.touch(loaded.reader, parsed[0], token,
+                                       address)
+                return bool(scope), scope or None
+        if 'account' not in kinds:
+            return False, None
+        return loaded.login.authenticate(name, password, address), None
+
+    def app_scope(self, environ):
+        """The scope of the app password this request logged in with
+        ('read', 'commit'), or None (an account password)."""
+        found = getattr(self._scope, 'request', None)
+        if found and found[0] == request_id(environ):
+            return found[1]
+        return None
 
     def get_realm_hash(self, environ, user, realm):
         """The htdigest hash of `user` for `realm`, or None."""

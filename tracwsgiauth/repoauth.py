@@ -16,7 +16,9 @@ Trac's repository NAME (`repos`). Trac decides whether its user may:
   that one group when Trac lets the user do it, else none (403, with
   ``AuthzSendForbiddenOnFailure On``); a locked or unapproved account,
   or one whose e-mail address is not verified yet, gets none;
-* ``check_password``/``get_realm_hash``: the environment's logins.
+* ``check_password``/``get_realm_hash``: the environment's logins, with
+  app passwords (``[wsgiauth] repository_passwords``), whose scope
+  (read, or read and commit) limits what ``groups_for_user`` allows.
 
 The decision needs Trac's permission policies, so it is asked of the
 process that runs Trac (`policy`, op ``repository``: `repoperm` answers)
@@ -32,7 +34,8 @@ import threading
 
 from . import policy, tables
 from .login import DEFAULTS
-from .modwsgi import EntryPoints, in_daemon_process, provider_for
+from .modwsgi import EntryPoints, in_daemon_process, provider_for, \
+    request_id
 from .names import from_wire
 from .repos import GRANTED, READ, action, locate
 
@@ -48,7 +51,7 @@ def for_repositories(env_path, pooled=True):
         from .serve import answer_policy
         answer_policy(env_path)
     gate = RepositoryGate(provider)
-    return EntryPoints(provider.check_password, provider.get_realm_hash,
+    return EntryPoints(gate.check_password, provider.get_realm_hash,
                        gate.groups_for_user, gate.allow_access)
 
 
@@ -78,12 +81,6 @@ def request_of(environ, urls):
     kind, name, rest = found
     return name, action(kind, environ.get('REQUEST_METHOD', ''), rest,
                         environ.get('QUERY_STRING', ''))
-
-
-def _request_id(environ):
-    """What tells a request from the one before on the same thread."""
-    return tuple(environ.get(key) for key in (
-        'REMOTE_ADDR', 'REMOTE_PORT', 'REQUEST_METHOD', 'REQUEST_URI'))
 
 
 class RepositoryGate(object):
@@ -126,6 +123,17 @@ class RepositoryGate(object):
             loaded.answers.put(key, stamp, answer)
         return answer
 
+    def check_password(self, environ, user, password):
+        """The environment's check_password, taking the passwords
+        ``[wsgiauth] repository_passwords`` names (account, app)."""
+        try:
+            kinds = tuple(self.provider.ini().getlist(
+                'wsgiauth', 'repository_passwords', ['account', 'app']))
+        except Exception as e:
+            self.provider._fail(environ, 'login', e)
+            return False
+        return self.provider.check_password(environ, user, password, kinds)
+
     def allow_access(self, environ, host):
         """True: a read Trac lets anonymous do, no credentials needed.
         A write always needs a user (its author)."""
@@ -138,7 +146,7 @@ class RepositoryGate(object):
             rows = tables.permissions(loaded.reader)
             return self.allowed(loaded, 'anonymous', name, what, rows)
         except Exception as e:
-            self._failed.request = _request_id(environ)
+            self._failed.request = request_id(environ)
             self.provider._fail(environ, 'repository access', e)
             return False
 
@@ -154,11 +162,14 @@ class RepositoryGate(object):
                 return []
             repository, what = request_of(
                 environ, self._settings(loaded.ini)[0])
+            if what != READ and \
+                    self.provider.app_scope(environ) == 'read':
+                return []           # a read-only app password
             if self.allowed(loaded, name, repository, what, rows):
                 return [GRANTED]
             return []
         except Exception as e:
             if getattr(self._failed, 'request', None) != \
-                    _request_id(environ):
+                    request_id(environ):
                 self.provider._fail(environ, 'repository access', e)
             return []

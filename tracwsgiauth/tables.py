@@ -10,6 +10,8 @@ rows while ``PRAGMA data_version`` says nothing was committed.
 import os
 import threading
 
+from . import apptokens
+
 #: The session attributes one check reads, and a ``known`` row when the
 #: user has an authenticated session (AccountManager locks only those).
 ATTRIBUTES = ('password', 'approval', 'email_verification_token',
@@ -36,7 +38,8 @@ INSERT_ATTRIBUTE = """
     INSERT INTO session_attribute (sid, authenticated, name, value)
     VALUES (%s, 1, %s, %s)"""
 
-_QMARK = {sql: sql.replace('%s', '?') for sql in (ACCOUNT, SESSION_USER)}
+_QMARK = {sql: sql.replace('%s', '?') for sql in (ACCOUNT, SESSION_USER,
+                                                  apptokens.FIND)}
 
 
 def _sql(reader, sql):
@@ -80,6 +83,16 @@ def update_account(reader, name, compute):
                 run(INSERT_ATTRIBUTE, (name, key, value))
         return attrs, changes
     return reader.write(work)
+
+
+def app_token(reader, token_id):
+    """The row of an app password (`apptokens.FIND`) as a dict, or
+    None."""
+    rows = reader.rows(_sql(reader, apptokens.FIND), (token_id,))
+    if not rows:
+        return None
+    names = ('username', 'scope', 'hash', 'expires', 'last_used')
+    return {name: rows[0][i] for i, name in enumerate(names)}
 
 
 def stored_passwords(reader):
