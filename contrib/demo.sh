@@ -17,6 +17,7 @@ chmod 755 "$demo"
 "$admin" "$demo/env" initenv "tracwsgiauth demo" sqlite:db/trac.db >/dev/null
 "$admin" "$demo/env" config set components 'tracwsgiauth.*' enabled
 "$admin" "$demo/env" config set components trac.env.environmentadmin disabled
+"$admin" "$demo/env" upgrade >/dev/null
 echo demo-password | "$admin" "$demo/env" wsgiauth passwd demo
 "$admin" "$demo/env" permission add demo developers
 "$admin" "$demo/env" permission add developers TRAC_ADMIN

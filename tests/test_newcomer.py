@@ -125,6 +125,8 @@ def enable_and_deploy(me):
     assert len(enable) == 2, enable
     for line in enable:
         me.trac_admin(env_path, *shlex.split(line)[2:])
+    [upgrade] = readme_lines('trac-admin %s upgrade' % README_ENV)
+    me.trac_admin(env_path, *shlex.split(upgrade)[2:])
     me.trac_admin(env_path, 'wsgiauth', 'passwd', 'alice',
                   stdin='alice-pw\n')
     target = os.path.join(me.base, 'deploy')
