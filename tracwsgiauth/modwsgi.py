@@ -45,23 +45,14 @@ import sys
 import threading
 from collections import namedtuple
 
-from . import apptokens, policy, tables, tracini
-from .guard import guard_for
-from .hosts import HostRules
-from .login import DEFAULTS, Login, Refused, TypicalHash, dummy_hash, \
-    read_settings
+from . import apptokens, policy, tables
+from .login import Refused
 from .names import from_wire, to_wire
+from .rules import NotEnabled, load, rules_for  # noqa: F401 (re-exported)
 from .throttle import client_address
-
-#: The component whose enabling in [components] turns the plugin on.
-COMPONENT = 'tracwsgiauth.accounts.AuthStore'
 
 EntryPoints = namedtuple('EntryPoints', 'check_password get_realm_hash '
                          'groups_for_user allow_access')
-
-
-class NotEnabled(Exception):
-    """The environment does not enable tracwsgiauth."""
 
 
 _providers = {}
@@ -136,49 +127,6 @@ def _describe(error):
     return '%s: %s' % (type(error).__name__, _one_line(error))
 
 
-#: The login rules of one environment, with what they read through.
-Rules = namedtuple('Rules', 'login reader hosts timeout guard')
-
-#: What a login needs of one loaded environment.
-_Loaded = namedtuple('_Loaded', 'ini answers ' + ' '.join(Rules._fields))
-
-
-def rules_for(env_path, config, pooled=True):
-    """The login rules of the environment at `env_path` whose trac.ini
-    `config` gives: a `tracini.TracIni` here, or Trac's own
-    Configuration (trac-admin, tests), which answer alike."""
-    timeout = config.getint('wsgiauth', 'connect_timeout',
-                            DEFAULTS['connect_timeout'])
-    reader = tables.shared_reader(
-        env_path, config.get('trac', 'database', 'sqlite:db/trac.db'),
-        pooled and config.getbool('wsgiauth', 'postgres_pooling', True),
-        timeout)
-    typical = TypicalHash(
-        lambda: tables.stored_passwords(reader),
-        dummy_hash(config.get('wsgiauth', 'hash_scheme',
-                              DEFAULTS['hash_scheme']),
-                   config.get('wsgiauth', 'realm', DEFAULTS['realm'])))
-    settings = read_settings(env_path, config)
-    guard = guard_for(env_path)
-    guard.configure(config, timeout)
-    login = Login(settings, lambda name: tables.account(reader, name),
-                  typical, guard.recorder(reader, settings.lock))
-    hosts = HostRules(config.getlist('wsgiauth', 'allow_hosts'),
-                      config.getlist('wsgiauth', 'deny_hosts'))
-    return Rules(login, reader, hosts, timeout, guard)
-
-
-def _load(env_path, pooled):
-    """The login rules of the environment as its trac.ini files are now,
-    read with no Trac import."""
-    ini = tracini.load(env_path)
-    if not ini.enabled(COMPONENT):
-        raise NotEnabled('tracwsgiauth is not enabled in [components] '
-                         'of trac.ini')
-    return _Loaded(ini, policy.Remembered(),
-                   *rules_for(env_path, ini, pooled))
-
-
 class _Provider(object):
 
     pooled = True
@@ -201,7 +149,7 @@ class _Provider(object):
         with self._lock:
             loaded = self._loaded
             if loaded is None or loaded.ini.changed():
-                self._loaded = loaded = _load(self.env_path, self.pooled)
+                self._loaded = loaded = load(self.env_path, self.pooled)
                 for problem in loaded.hosts.problems:
                     sys.stderr.write('tracwsgiauth: %s: %s\n'
                                      % (self.env_path, problem))
