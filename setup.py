@@ -38,6 +38,7 @@ setup(
             'tracwsgiauth.admin = tracwsgiauth.admin',
             'tracwsgiauth.appadmin = tracwsgiauth.appadmin',
             'tracwsgiauth.apppasswords = tracwsgiauth.apppasswords',
+            'tracwsgiauth.appprefs = tracwsgiauth.appprefs',
             'tracwsgiauth.deploy = tracwsgiauth.deploy',
             'tracwsgiauth.explain = tracwsgiauth.explain',
             'tracwsgiauth.repoperm = tracwsgiauth.repoperm',

@@ -3,8 +3,8 @@
 # Apache httpd (+ apxs for mod_wsgi), htpasswd and ab, curl, Subversion
 # (with svnmucc), mod_dav_svn and the Python bindings that Trac's svn
 # backend needs, git, the PostgreSQL server and PgBouncer (the tests start
-# throwaway ones), and a virtualenv with Trac, this package and its test
-# dependencies.
+# throwaway ones), Chromium (the browser tests), and a virtualenv with
+# Trac, this package, its test dependencies and Playwright.
 # Prints the virtualenv's path on its last line.
 #
 # The virtualenv uses Debian's /usr/bin/python3: Apache's children run as
@@ -26,6 +26,9 @@ ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
 command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] \
     || need+=(pgbouncer)
 [ -x /usr/bin/python3-config ] || need+=(python3-dev)
+# Debian's Chromium, which the browser tests drive through Playwright
+# (Playwright never downloads a browser of its own here)
+[ -x /usr/bin/chromium ] || need+=(chromium)
 [ -x /usr/bin/python3 ] && /usr/bin/python3 -c "import venv, ensurepip" \
     2>/dev/null || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
@@ -46,6 +49,12 @@ fi
 [ -x "$venv/bin/python" ] || /usr/bin/python3 -m venv "$venv" >&2
 "$venv/bin/pip" install -q --upgrade pip >&2
 "$venv/bin/pip" install -q "$here[test,postgres,apache]" >&2
+# Playwright drives Debian's /usr/bin/chromium (no `playwright install`)
+"$venv/bin/pip" install -q playwright >&2
+"$venv/bin/python" -c 'import playwright.sync_api' \
+    || { echo "Playwright not importable in $venv" >&2; exit 1; }
+[ -x /usr/bin/chromium ] \
+    || { echo "Debian's chromium is missing (/usr/bin/chromium)" >&2; exit 1; }
 # always this checkout's code, even when the version number did not change
 "$venv/bin/pip" install -q --no-deps --force-reinstall "$here" >&2
 # Debian's Subversion bindings (svn, libsvn) are built for /usr/bin/python3:
