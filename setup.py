@@ -43,6 +43,7 @@ setup(
             'tracwsgiauth.explain = tracwsgiauth.explain',
             'tracwsgiauth.repoperm = tracwsgiauth.repoperm',
             'tracwsgiauth.serve = tracwsgiauth.serve',
+            'tracwsgiauth.sessions = tracwsgiauth.sessions',
         ],
     },
     classifiers=[

@@ -19,6 +19,7 @@ from trac.perm import DefaultPermissionStore, PermissionSystem
 from . import hashes, tables
 from .login import DEFAULTS
 from .pgread import check_schema, postgres_schema
+from .sessions import HOLD
 
 SECTION = 'wsgiauth'
 
@@ -132,6 +133,7 @@ class AuthStore(Component):
         stored = hashes.make(self.hash_scheme, name, password, self.realm)
         with self.env.db_transaction as db:
             check_schema(db, self._schema)
+            db(HOLD, (name,))
             if not db("SELECT 1 FROM session WHERE sid=%s AND authenticated=1",
                       (name,)):
                 db("INSERT INTO session (sid, authenticated, last_visit) "
@@ -147,6 +149,7 @@ class AuthStore(Component):
         """Remove a user's password; True when there was one."""
         with self.env.db_transaction as db:
             check_schema(db, self._schema)
+            db(HOLD, (name,))
             found = bool(db("SELECT 1 FROM session_attribute WHERE sid=%s "
                             "AND authenticated=1 AND name='password'",
                             (name,)))
@@ -173,6 +176,7 @@ class AuthStore(Component):
         names = "('failed_logins', 'failed_logins_count', 'lock_count')"
         with self.env.db_transaction as db:
             check_schema(db, self._schema)
+            db(HOLD, (name,))
             found = db("SELECT 1 FROM session_attribute WHERE sid=%s AND "
                        "authenticated=1 AND name IN " + names, (name,))
             db("DELETE FROM session_attribute WHERE sid=%s AND "

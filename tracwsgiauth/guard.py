@@ -19,6 +19,7 @@ with no Trac import.
   log at ``warn``.
 """
 
+import json
 import os
 import threading
 import time
@@ -155,13 +156,37 @@ class AddressReports(object):
         self.env_path, self.throttle = env_path, throttle
         self.timeout, self._report = timeout, report
         self._counts = {}
+        self._seen = None
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._thread = None
 
     def refused(self, address):
+        """Whether `address` is throttled, as Trac's process last wrote
+        for all children (`throttle_file`) or this process found."""
+        if self.throttle.limit < 1:
+            return False
+        self._read_shared()
         with self._lock:
             return self.throttle.refused(address, time.time())
+
+    def _read_shared(self):
+        path = throttle_file(self.env_path)
+        try:
+            stamp = os.stat(path).st_mtime_ns
+        except OSError:
+            return
+        if stamp == self._seen:
+            return
+        self._seen = stamp
+        try:
+            with open(path, encoding='utf-8') as f:
+                shared = json.load(f)
+            with self._lock:
+                for address, until in shared.items():
+                    self.throttle.throttle(str(address), float(until))
+        except (OSError, ValueError, AttributeError, TypeError):
+            pass        # being replaced: read at the next look
 
     def failed(self, address):
         """Count a failed login from `address` (reported later)."""
@@ -197,7 +222,8 @@ class AddressReports(object):
                     until = self.throttle.failed(address, now, count)
                     if until:
                         self._report('throttled', address, {
-                            'until': until, 'where': 'this process'})
+                            'until': until, 'where': 'this process',
+                            'limits': self.throttle.limits()})
                 return
             for address, until in answer.get('throttled', {}).items():
                 self.throttle.throttle(address, until)
@@ -259,15 +285,33 @@ class Guard(object):
             audit.record(self.audit_log, 'locked', self.env_path, None,
                          subject, last, None, 'failed logins')
         elif event == 'throttled':
-            warn('address %s throttled for %s until %s (after failed logins '
-                 'in %s)' % (subject, self.env_path, time.strftime(
-                     '%H:%M:%S', time.localtime(details['until'])),
-                             details.get('where')))
+            count, window, _ = details['limits']
+            warn('address %s throttled for %s until %s after %d failed '
+                 'logins within %d s (counted by %s)' % (
+                     subject, self.env_path, time.strftime(
+                         '%H:%M:%S', time.localtime(details['until'])),
+                     count, window, details.get('where')))
             audit.record(self.audit_log, 'throttled', self.env_path, None,
                          None, subject, None, 'failed logins')
         else:
             warn('a failed login of %r could not be counted in %s: %s'
                  % (subject, self.env_path, details.get('error')))
+
+
+def throttle_file(env_path):
+    """Where Trac's process writes the throttled addresses of an
+    environment for Apache's children: beside its policy socket, in the
+    folder only Apache's user may enter."""
+    return policy.socket_path(env_path)[:-len('.sock')] + '.throttled'
+
+
+def write_throttled(env_path, throttled):
+    """Replace the file of throttled addresses ({address: until})."""
+    path = throttle_file(env_path)
+    temporary = '%s.%d' % (path, threading.get_ident())
+    with open(temporary, 'w', encoding='utf-8') as f:
+        json.dump(throttled, f)
+    os.replace(temporary, path)
 
 
 def audit_path(env_path, config):

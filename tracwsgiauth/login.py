@@ -145,8 +145,10 @@ class Login(object):
         Returns None when the user has no password here, False when the
         password is wrong (a failed login, as AccountGuard counts one),
         and raises `Refused` when it is right but the account is not
-        approved, and when the account is locked, right or wrong (which
-        then cost the same: the cache is not asked).
+        approved, and when the account is locked, right or wrong: then
+        both cost the same (the cache is not asked) and both count as a
+        failed login, so that neither the answer nor the writes it causes
+        tell the right password.
         """
         attrs = self._read(name)
         stored = attrs.get('password')
@@ -156,8 +158,10 @@ class Login(object):
             return None
         now = time.time()
         if self.settings.lock.locked(attrs, now):
-            if not hashes.verify(stored, name, password):
-                self._record(name, (address, now))
+            # right or wrong: the same work, the same write, the same
+            # answer (nothing tells the right password while locked)
+            hashes.verify(stored, name, password)
+            self._record(name, (address, now))
             raise Refused('account locked after failed logins')
         if not self._verify(name, stored, password):
             self._record(name, (address, now))
@@ -183,8 +187,7 @@ class Login(object):
             not (token['expires'] and token['expires'] <= now) and \
             bool(attrs.get('known'))
         if self.settings.lock.locked(attrs, now):
-            if not right:
-                self._record(name, (address, now))
+            self._record(name, (address, now))      # as `authenticate`
             raise Refused('account locked after failed logins')
         if not right:
             if attrs.get('known'):

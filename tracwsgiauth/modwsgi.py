@@ -269,11 +269,17 @@ class _Provider(object):
         """The htdigest hash of `user` for `realm`, or None."""
         try:
             loaded = self._current()
-            name = loaded.login.canonical(from_wire(user))
-            if name is None or loaded.guard.refused(
-                    client_address(environ.get('REMOTE_ADDR'))):
+            login, guard = loaded.login, loaded.guard
+            name = login.canonical(from_wire(user))
+            if name is None:
                 return None
-            return loaded.login.realm_hash(name, from_wire(realm))
+            address = client_address(environ.get('REMOTE_ADDR'))
+            why = 'address throttled' if guard.refused(address) else \
+                login.refusal(name)
+            if why:                 # Apache cannot tell it from wrong
+                guard.failure(environ, from_wire(user), name, address, why)
+                return None
+            return login.realm_hash(name, from_wire(realm))
         except Exception as e:
             self._fail(environ, 'login', e)
             return None

@@ -12,7 +12,7 @@ from trac.web.main import dispatch_request
 
 from . import policy
 from .accounts import AuthStore
-from .guard import address_limits, audit_path, guard_for
+from .guard import address_limits, audit_path, guard_for, write_throttled
 from .modwsgi import NotEnabled, provider_for
 from .repoperm import RepositoryPolicy
 from .repos import READ, WRITE
@@ -127,16 +127,21 @@ def _count_failures(env_path, failures):
         throttle = _throttles.get(env_path)
         if throttle is None or throttle.limits() != limits:
             throttle = _throttles[env_path] = Throttle(*limits)
+        newly = False
         for address, count in list(failures.items())[:10000]:
             address = str(address)[:100]
             until = throttle.failed(address, now, max(1, min(int(count),
                                                              10000)))
             if until:
+                newly = True
                 guard.report('throttled', address, {
-                    'until': until, 'where': "all of Apache's processes"})
+                    'until': until, 'limits': limits,
+                    'where': "all of Apache's processes"})
             until = throttle.until(address, now)
             if until:
                 throttled[address] = until
+        if newly:
+            write_throttled(env_path, throttle.active(now))
     return {'throttled': throttled}
 
 

@@ -68,6 +68,11 @@ class Throttle(object):
             self._failures.popitem(last=False)
         return None
 
+    def active(self, now):
+        """{address: until} of every address throttled now."""
+        return {address: until for address, until in self._until.items()
+                if until > now}
+
     def throttle(self, address, until):
         """Take over what another process decided."""
         if until > self._until.get(address, 0):
