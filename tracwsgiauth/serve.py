@@ -12,7 +12,8 @@ from trac.web.main import dispatch_request
 
 from . import policy
 from .accounts import AuthStore
-from .guard import address_limits, audit_path, guard_for, write_throttled
+from .addresses import write_throttled
+from .guard import address_limits, audit_path, guard_for
 from .modwsgi import NotEnabled, provider_for
 from .repoperm import RepositoryPolicy
 from .repos import READ, WRITE
