@@ -15,8 +15,8 @@ rm -rf "$demo"
 mkdir -p "$demo"
 chmod 755 "$demo"
 "$admin" "$demo/env" initenv "tracwsgiauth demo" sqlite:db/trac.db >/dev/null
-"$admin" "$demo/env" config set components 'tracwsgiauth.*' enabled
 "$admin" "$demo/env" config set components trac.env.environmentadmin disabled
+"$admin" "$demo/env" config set components 'tracwsgiauth.*' enabled
 "$admin" "$demo/env" upgrade >/dev/null
 echo demo-password | "$admin" "$demo/env" wsgiauth passwd demo
 "$admin" "$demo/env" permission add demo developers
@@ -46,6 +46,10 @@ rm -rf "$work"
 "$admin" "$demo/env" repository add tools "$demo/repos/tools" git
 "$admin" "$demo/env" repository resync '*' >/dev/null
 "$admin" "$demo/env" deploy "$demo/deploy" | sed -n '/^Repositories/,$p'
+# an app password for the Git and Subversion clients (more in Trac:
+# Preferences -> App passwords)
+token=$("$admin" "$demo/env" wsgiauth token add demo "demo clients" commit \
+        | sed -n 's/^App password [0-9a-f]*: //p')
 # the hooks deploy wrote tell Trac of each commit and push
 ln -sf "$demo/deploy/hooks/code/post-commit" "$demo/repos/code/hooks/"
 ln -sf "$demo/deploy/hooks/tools/post-receive" "$demo/repos/tools/hooks/"
@@ -67,6 +71,9 @@ cat <<MSG
   Git:         git clone http://demo@127.0.0.1:$port/git/tools
                (user "reader", password reader-password, may read but
                not commit; anonymous may not read)
+  App password of demo, for svn and git (read and commit):
+               $token
+               (make more in Trac: Preferences -> App passwords)
   Why not?     $admin $demo/env wsgiauth explain reader POST \\
                    http://127.0.0.1:$port/git/tools/git-receive-pack
 

@@ -1,12 +1,13 @@
 """README's first command: the demo, served by mod_wsgi-express."""
 
 import os
+import re
 import subprocess
 
 import pytest
 
 from tests.harness import (CURL, check_login, curl, free_port, private_dir,
-                           public_dir, require, started, stop_group)
+                           public_dir, require, secret, started, stop_group)
 from tests.repoclients import git, svn
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -44,11 +45,14 @@ def test_demo_serves_trac_with_apache_auth():
         assert curl(url + '/chrome/common/css/trac.css', 'demo',
                     'demo-password')[0] == 200
         check_repositories(url, os.path.join(public_dir(), 'clients'))
+        shown = check_app_password(url, proc, os.path.join(public_dir(),
+                                                           'app'))
         assert world_writable(demo) == []
     finally:
         stop_group(proc, timeout=20)
-    out = proc.stdout.read().decode()
+    out = (shown + proc.stdout.read()).decode()
     assert 'user:        demo' in out
+    assert 'Preferences -> App passwords' in out
 
 
 def check_repositories(url, work):
@@ -76,3 +80,24 @@ def check_repositories(url, work):
     assert pushed.returncode != 0 and '403' in pushed.stderr
     anonymous = git(['ls-remote', url + '/git/tools'])
     assert anonymous.returncode != 0
+
+
+def check_app_password(url, proc, work):
+    """The app password the demo prints clones and pushes with git; what
+    it printed up to there."""
+    printed = b''
+    while b'(make more in Trac' not in printed:
+        chunk = proc.stdout.read1(4096)
+        assert chunk, printed
+        printed += chunk
+    token = re.search(rb'tracapp_[0-9a-f]{8}_[a-z2-7]{32}', printed)
+    assert token, printed
+    password = secret(token.group(0).decode())
+    clone = os.path.join(work, 'clone')
+    assert git(['clone', url + '/git/tools', clone], 'demo',
+               password).returncode == 0
+    git(['commit', '--allow-empty', '-m', 'by app password'], cwd=clone,
+        check=True)
+    assert git(['push', 'origin', 'main'], 'demo', password,
+               cwd=clone).returncode == 0
+    return printed

@@ -403,6 +403,8 @@ def test_accountmanager_sees_the_lock_and_its_unlock_ends_it(site):
         assert guard.user_locked(user)
         assert guard.failed_count(user, reset=None) == MAX
         assert ask(site, '/a/login', user, right) == 401
+        # counted as a wrong one (written within a second, while locked)
+        assert counted(site, user, MAX + 1) == MAX + 1
         guard.failed_count(user, reset=True)    # AccountManager's unlock
         assert not guard.user_locked(user)
     finally:

@@ -19,6 +19,7 @@ class AddressReports(object):
         self.env_path, self.throttle = env_path, throttle
         self.timeout, self._report = timeout, report
         self._counts = {}
+        self._unsent = {}       # counted here while Trac's process was away
         self._seen = None
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -36,10 +37,14 @@ class AddressReports(object):
     def _read_shared(self):
         path = throttle_file(self.env_path)
         try:
-            stamp = os.stat(path).st_mtime_ns
+            found = os.stat(path)
         except OSError:
             return
-        if stamp == self._seen:
+        # each version is a new file (os.replace), but a freed inode is
+        # soon reused and modification times move in coarse ticks: a file
+        # written in the last second is read again whatever its stamp
+        stamp = (found.st_ino, found.st_mtime_ns, found.st_size)
+        if stamp == self._seen and found.st_mtime < time.time() - 1:
             return
         self._seen = stamp
         try:
@@ -66,18 +71,23 @@ class AddressReports(object):
 
     def _run(self):
         while True:
-            self._wake.wait()
+            self._wake.wait(1 if self._unsent else None)
             self._wake.clear()
             with self._lock:
                 counts, self._counts = self._counts, {}
             self._send(counts)
 
     def _send(self, counts):
+        merged = dict(self._unsent)
+        for address, count in counts.items():
+            merged[address] = merged.get(address, 0) + count
         try:
             answer = policy.ask(self.env_path, self.timeout, op='failures',
-                                failures=counts)
+                                failures=merged)
+            self._unsent = {}
         except Exception:
-            answer = None   # Trac's process is away: count here
+            # Trac's process is away: count here, and tell it again later
+            answer, self._unsent = None, dict(list(merged.items())[:10000])
         now = time.time()
         with self._lock:
             if answer is None:

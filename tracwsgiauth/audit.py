@@ -52,8 +52,14 @@ def record(path, event, environment, user_sent=None, user=None,
         'user': user, 'address': address, 'location': location,
         'reason': reason}, ensure_ascii=False) + '\n'
     try:
+        new = not os.path.exists(path)
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
         try:
+            if new and os.geteuid() == 0:
+                # trac-admin run by root: the file stays Apache's, the
+                # owner of the environment
+                owner = os.stat(environment)
+                os.fchown(fd, owner.st_uid, owner.st_gid)
             os.write(fd, line.encode('utf-8', 'surrogateescape'))
         finally:
             os.close(fd)

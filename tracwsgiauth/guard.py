@@ -34,6 +34,10 @@ from .throttle import Throttle
 #: Seconds between two writes of an app password's "last used".
 TOUCH_EVERY = 60
 
+#: While an account is locked, its failures (which only prolong the
+#: lock) are written at most once in this many seconds per process.
+LOCKED_EVERY = 1.0
+
 #: Most events waiting for the writer per account; more are left out
 #: (the account is locked long before).
 PENDING_PER_ACCOUNT = 1000
@@ -55,7 +59,8 @@ def _apply(lock, attrs, events, now):
                 current.pop(key, None)
             else:
                 current[key] = value
-    return changes, lock.locked(current, now) and not lock.locked(attrs, now)
+    after = lock.locked(current, now)
+    return changes, after and not lock.locked(attrs, now), after
 
 
 class Writer(object):
@@ -65,6 +70,7 @@ class Writer(object):
     def __init__(self):
         self._pending = {}        # (reader, name) -> [lock, events, report]
         self._touches = {}        # (reader, app password id) -> (address, t)
+        self._quiet = {}          # (reader, name) -> not written before
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._thread = None
@@ -95,13 +101,12 @@ class Writer(object):
 
     def _run(self):
         while True:
-            self._wake.wait()
+            self._wake.wait(self._next_due())
             self._wake.clear()
-            with self._lock:
-                batch, self._pending = self._pending, {}
-                touches, self._touches = self._touches, {}
-            for (reader, name), (lock, events, report) in batch.items():
-                self._write(reader, name, lock, events, report)
+            batch, touches = self._take()
+            for key, (lock, events, report) in batch.items():
+                if self._write(key[0], key[1], lock, events, report):
+                    self._quiet[key] = time.monotonic() + LOCKED_EVERY
             for (reader, token_id), (address, when) in touches.items():
                 try:
                     reader.write(lambda run, args=(
@@ -111,22 +116,45 @@ class Writer(object):
                     warn('"last used" of an app password not written: %s'
                          % ' '.join(str(e).split())[:200])
 
+    def _take(self):
+        """What is due now: every change but those of accounts written
+        less than LOCKED_EVERY ago while locked, which wait."""
+        now = time.monotonic()
+        with self._lock:
+            touches, self._touches = self._touches, {}
+            due = {key: entry for key, entry in self._pending.items()
+                   if self._quiet.get(key, 0) <= now}
+            for key in due:
+                del self._pending[key]
+                self._quiet.pop(key, None)
+        return due, touches
+
+    def _next_due(self):
+        """Seconds until a waiting change is due, or None."""
+        with self._lock:
+            waits = [self._quiet[key] for key in self._pending
+                     if key in self._quiet]
+        return max(min(waits) - time.monotonic(), 0.01) if waits else None
+
     def _write(self, reader, name, lock, events, report):
+        """Write the changes of `events`; whether the account is locked
+        after them."""
         now = time.time()
-        locked = []
+        found = []
 
         def compute(attrs):
-            changes, newly = _apply(lock, attrs, events, now)
-            locked[:] = [newly]
+            changes, newly, after = _apply(lock, attrs, events, now)
+            found[:] = [newly, after]
             return changes
         try:
             attrs, changes = tables.update_account(reader, name, compute)
         except Exception as e:
             report('unrecorded', name, {'error': '%s: %s' % (
                 type(e).__name__, ' '.join(str(e).split())[:200])})
-            return
-        if locked and locked[0]:
+            return False
+        if found and found[0]:
             report('locked', name, dict(attrs, **changes))
+        return bool(found and found[1])
 
     def flush(self, timeout=10):
         """Wait until every queued change is written (tests, shutdown)."""

@@ -205,7 +205,10 @@ class PostgresReader(object):
         """`work(run)` in one read-write transaction in the environment's
         schema, committed when it returns: ``run(sql, args)`` -> rows.
         Its result."""
-        cnx = self._connect()
+        try:
+            cnx = self._idle.pop()
+        except IndexError:
+            cnx = self._connect()
         limit = self.statement_timeout + self.connect_timeout
         deadline = time.monotonic() + limit
         try:
@@ -223,7 +226,12 @@ class PostgresReader(object):
                     run('ROLLBACK', fetch=False)
                     raise
                 run('COMMIT', fetch=False)
-        finally:
+        except BaseException:
+            cnx.close()     # a connection that failed is never reused
+            raise
+        if len(self._idle) < self.keep:
+            self._idle.append(cnx)
+        else:
             cnx.close()
         return result
 
