@@ -14,3 +14,4 @@ cd "$here"
 "$venv/bin/python" -m benchmarks.postgres 50 2000
 "$venv/bin/python" -m benchmarks.isolation "${1:-2000}"
 "$venv/bin/python" -m benchmarks.repositories "${1:-2000}"
+"$venv/bin/python" -m benchmarks.guard
