@@ -341,11 +341,11 @@ def cases(base):
 EMPTY_BODY = os.path.join(tempfile.gettempdir(), 'twa-bench-empty')
 
 
-def ab(url, method, headers, n, c, user=COMMITTER):
+def ab(url, method, headers, n, c, user=COMMITTER, password=PASSWORD):
     """(requests/s, failed, 99th percentile ms) of `n` requests at
     concurrency `c` by `ab`, no keep-alive; POST with an empty body."""
     args = [AB, '-q', '-n', str(n), '-c', str(c), '-s', '60',
-            '-A', '%s:%s' % (user, PASSWORD)]
+            '-A', '%s:%s' % (user, password)]
     for header in headers:
         args += ['-H', header]
     if method == 'POST':

@@ -15,3 +15,4 @@ cd "$here"
 "$venv/bin/python" -m benchmarks.isolation "${1:-2000}"
 "$venv/bin/python" -m benchmarks.repositories "${1:-2000}"
 "$venv/bin/python" -m benchmarks.guard
+"$venv/bin/python" -m benchmarks.apppasswords

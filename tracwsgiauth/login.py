@@ -172,14 +172,16 @@ class Login(object):
             self._record(name, None)        # a right login ends the count
         return True
 
-    def authenticate_app(self, name, password, token, address=None):
+    def authenticate_app(self, name, password, token, address=None,
+                         attrs=None):
         """Check an app password (`apptokens`) of a canonical user name,
         given its row `token` (a dict of `apptokens.FIND`'s columns, or
         None). Its scope when it is right; False when it is wrong,
         expired or another user's (a failed login); raises `Refused` as
         `authenticate` does. The account must still exist, and its state
-        applies."""
-        attrs = self._read(name)
+        applies. `attrs`: the account as just read, else read."""
+        if attrs is None:
+            attrs = self._read(name)
         token_id, secret = apptokens.parse(password)
         now = time.time()
         right = token is not None and token['username'] == name and \

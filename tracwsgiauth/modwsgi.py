@@ -245,10 +245,11 @@ class _Provider(object):
         location takes them, else the account password."""
         parsed = apptokens.parse(password)
         if parsed and 'app' in kinds:
-            token = tables.app_token(loaded.reader, parsed[0])
+            attrs, token = tables.account_and_token(loaded.reader, name,
+                                                    parsed[0])
             if token is not None:
                 scope = loaded.login.authenticate_app(name, password, token,
-                                                      address)
+                                                      address, attrs)
                 if scope:
                     loaded.guard.touch(loaded.reader, parsed[0], token,
                                        address)

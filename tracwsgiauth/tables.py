@@ -88,11 +88,21 @@ def update_account(reader, name, compute):
 def app_token(reader, token_id):
     """The row of an app password (`apptokens.FIND`) as a dict, or
     None."""
-    rows = reader.rows(_sql(reader, apptokens.FIND), (token_id,))
-    if not rows:
-        return None
+    return _token(reader.rows(_sql(reader, apptokens.FIND), (token_id,)))
+
+
+def account_and_token(reader, name, token_id):
+    """`account` of a user and `app_token`, read together."""
+    attrs, rows = reader.rows_many(
+        ((_sql(reader, ACCOUNT), (name, name)),
+         (_sql(reader, apptokens.FIND), (token_id,))))
+    return dict(attrs), _token(rows)
+
+
+def _token(rows):
     names = ('username', 'scope', 'hash', 'expires', 'last_used')
-    return {name: rows[0][i] for i, name in enumerate(names)}
+    return {name: rows[0][i] for i, name in enumerate(names)} \
+        if rows else None
 
 
 def stored_passwords(reader):
