@@ -267,3 +267,17 @@ def test_failures_counted_on_postgresql_in_the_schema(pg):
     assert 'failed_logins_count' not in account(other)
     assert login(path, 'alice', 'alice-pw') is True
     assert 'failed_logins_count' not in account(path)
+
+
+def test_a_flood_beyond_the_queue_is_counted_in_full():
+    """More failures than the writer queues per account (a flood while
+    the account is locked) are all counted, the extra ones without an
+    entry each in the attempt log."""
+    path = lock_env()
+    record = provider_for(path).login()._record
+    for _ in range(guard.PENDING_PER_ACCOUNT * 3):
+        record('alice', ('192.0.2.1', time.time()))
+    assert guard.writer.flush(30)
+    attrs = account(path)
+    assert attrs['failed_logins_count'] == str(guard.PENDING_PER_ACCOUNT * 3)
+    assert len(attempts(attrs['failed_logins'])) <= 4

@@ -38,19 +38,23 @@ TOUCH_EVERY = 60
 #: lock) are written at most once in this many seconds per process.
 LOCKED_EVERY = 1.0
 
-#: Most events waiting for the writer per account; more are left out
-#: (the account is locked long before).
+#: Most events waiting for the writer per account; more are counted
+#: without an entry each in the attempt log (the account is locked long
+#: before).
 PENDING_PER_ACCOUNT = 1000
 
 
 def _apply(lock, attrs, events, now):
     """The attribute changes AccountGuard makes for `events` in order
-    ((address, time) for a failure, None for a right login), and whether
-    they locked the account."""
+    ((address, time) for a failure, None for a right login, a number for
+    that many failures beyond PENDING_PER_ACCOUNT), whether they locked
+    the account, and whether it is locked after them."""
     current, changes = dict(attrs), {}
     for event in events:
         if event is None:
             delta = {key: None for key in LOCK_ATTRIBUTES if key in current}
+        elif isinstance(event, int):
+            delta = lock.failure(current, now, None, event)
         else:
             delta = lock.failure(current, event[1], event[0])
         changes.update(delta)
@@ -81,8 +85,13 @@ class Writer(object):
         with self._lock:
             entry = self._pending.setdefault((reader, name),
                                              [lock, [], report])
-            if len(entry[1]) < PENDING_PER_ACCOUNT:
-                entry[1].append(event)
+            events = entry[1]
+            if len(events) < PENDING_PER_ACCOUNT:
+                events.append(event)
+            elif isinstance(events[-1], int):
+                events[-1] += 1     # a flood: counted, not logged each
+            else:
+                events.append(1)
             self._start()
         self._wake.set()
 

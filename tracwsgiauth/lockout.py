@@ -106,16 +106,17 @@ class LockPolicy(collections.namedtuple(
         length = self.lock_time * self.progression ** (lock_count - 1)
         return min(length, self.max_time)
 
-    def failure(self, attrs, now, address):
-        """The attributes AccountGuard writes for a failed login of the
-        account `attrs` describe, from `address` at `now`: the count and
-        the attempt log, and one more lock when it is locked after it
-        ({} when the guard is off, the user has no authenticated session,
-        or the count cannot be read: then it stays locked)."""
+    def failure(self, attrs, now, address, times=1):
+        """The attributes AccountGuard writes for a failed login (`times`
+        of them) of the account `attrs` describe, from `address` at
+        `now`: the count and the attempt log, and one more lock per
+        failure when it is locked after it ({} when the guard is off, the
+        user has no authenticated session, or the count cannot be read:
+        then it stays locked)."""
         if self.max_count < 1 or not attrs.get('known'):
             return {}
         try:
-            count = int(attrs.get('failed_logins_count') or 0) + 1
+            count = int(attrs.get('failed_logins_count') or 0) + times
         except ValueError:
             return {}
         tries = attempts(attrs.get('failed_logins'))
@@ -128,7 +129,7 @@ class LockPolicy(collections.namedtuple(
                 lock_count = int(attrs.get('lock_count') or 0)
             except ValueError:
                 lock_count = 0
-            changes['lock_count'] = str(lock_count + 1)
+            changes['lock_count'] = str(lock_count + times)
         return changes
 
 
