@@ -100,8 +100,12 @@ def application_for(env_path, reflect_user=False, pooled=True):
     return application
 
 
-def _kinds(config):
-    """The passwords a location of trac.wsgi takes."""
+def _kinds(config, repository=False):
+    """The passwords a location takes: one of repositories.wsgi, or of
+    trac.wsgi."""
+    if repository:
+        return tuple(config.getlist('wsgiauth', 'repository_passwords',
+                                    ['account', 'app']))
     if config.getbool('wsgiauth', 'app_passwords_everywhere', False):
         return ('account', 'app')
     return ('account',)
@@ -197,13 +201,14 @@ class _Provider(object):
         why = loaded.login.refusal(name) if name else None
         return (name, why) if why else None
 
-    def check_password(self, environ, user, password, kinds=None):
+    def check_password(self, environ, user, password, repository=False):
         """None: no such user; False: refused; True or the canonical
         user name (which then becomes REMOTE_USER): accepted. A refusal
-        counts against the client's address (`guard`). `kinds`: which
-        passwords the location takes, ('account', 'app'); default: the
-        account password, and app passwords where ``[wsgiauth]
-        app_passwords_everywhere`` says so."""
+        counts against the client's address (`guard`). Which passwords
+        the location takes (account, app): ``[wsgiauth]
+        repository_passwords`` for a `repository` location, else the
+        account password, and app passwords where
+        ``app_passwords_everywhere`` says so."""
         self._scope.request = None
         try:
             loaded = self._current()
@@ -221,7 +226,7 @@ class _Provider(object):
             try:
                 found, scope = self._credential(
                     loaded, name, from_wire(password), address,
-                    kinds or _kinds(loaded.ini))
+                    _kinds(loaded.ini, repository))
             except Refused as e:
                 guard.failure(environ, from_wire(user), name, address,
                               str(e))
@@ -285,18 +290,28 @@ class _Provider(object):
             self._fail(environ, 'login', e)
             return None
 
+    def member(self, loaded, user):
+        """(canonical name, permission rows) of `user` (as mod_wsgi
+        passes it), read together, when the account may be in groups
+        (see `login.Login.group_refusal`), else None."""
+        name = loaded.login.canonical(from_wire(user))
+        if name is None:
+            return None
+        attrs, rows = tables.account_and_permissions(loaded.reader, name)
+        if loaded.login.group_refusal(name, attrs):
+            return None
+        return name, rows
+
     def groups_for_user(self, environ, user):
         """The Trac permission groups of `user` (an empty list denies),
         as the Trac application's process answers them; remembered while
         the permission table is unchanged (see `policy.Remembered`)."""
         try:
             loaded = self._current()
-            name = loaded.login.canonical(from_wire(user))
-            if name is None:
+            member = self.member(loaded, user)
+            if member is None:
                 return []
-            attrs, rows = tables.account_and_permissions(loaded.reader, name)
-            if loaded.login.group_refusal(name, attrs):
-                return []
+            name, rows = member
             groups = loaded.answers.get(name, rows)
             if groups is None:
                 groups = [to_wire(group) for group in policy.ask(

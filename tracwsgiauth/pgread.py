@@ -209,23 +209,39 @@ class PostgresReader(object):
             cnx = self._idle.pop()
         except IndexError:
             cnx = self._connect()
+
+        def commit(run):
+            try:
+                result = work(run)
+            except BaseException:
+                run('ROLLBACK')
+                raise
+            run('COMMIT')
+            return result
+        return self._in_transaction(cnx, self._begin_write, commit)
+
+    def _transaction(self, cnx, queries):
+        def read(run):
+            rows = [run(sql, args) for sql, args in queries]
+            run('ROLLBACK')
+            return rows
+        return self._in_transaction(cnx, self._begin, read)
+
+    def _in_transaction(self, cnx, begin, body):
+        """`body(run)` in a transaction on `cnx` that `begin` opens
+        (pinned to the schema); its result. The connection is kept for
+        reuse unless it failed."""
         limit = self.statement_timeout + self.connect_timeout
         deadline = time.monotonic() + limit
         try:
             with cnx.cursor() as cursor:
-                def run(query, args=(), fetch=True):
+                def run(query, args=()):
                     self._run(cursor, query, args, deadline, limit)
-                    if fetch and cursor.description is not None:
-                        return tuple(cursor.fetchall())
-                    return ()
-                check_schema(lambda query: run(self._begin_write + query),
-                             self.schema)
-                try:
-                    result = work(run)
-                except BaseException:
-                    run('ROLLBACK', fetch=False)
-                    raise
-                run('COMMIT', fetch=False)
+                    if cursor.description is None:
+                        return ()
+                    return tuple(cursor.fetchall())
+                check_schema(lambda query: run(begin + query), self.schema)
+                result = body(run)
         except BaseException:
             cnx.close()     # a connection that failed is never reused
             raise
@@ -234,27 +250,6 @@ class PostgresReader(object):
         else:
             cnx.close()
         return result
-
-    def _transaction(self, cnx, queries):
-        limit = self.statement_timeout + self.connect_timeout
-        deadline = time.monotonic() + limit
-        try:
-            with cnx.cursor() as cursor:
-                def run(query, args=(), fetch=True):
-                    self._run(cursor, query, args, deadline, limit)
-                    return tuple(cursor.fetchall()) if fetch else None
-                check_schema(lambda query: run(self._begin + query),
-                             self.schema)
-                rows = [run(sql, args) for sql, args in queries]
-                run('ROLLBACK', fetch=False)
-        except BaseException:
-            cnx.close()     # a connection that failed is never reused
-            raise
-        if len(self._idle) < self.keep:
-            self._idle.append(cnx)
-        else:
-            cnx.close()
-        return rows
 
     def _run(self, cursor, sql, args, deadline, limit):
         import psycopg2

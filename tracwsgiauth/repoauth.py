@@ -126,13 +126,8 @@ class RepositoryGate(object):
     def check_password(self, environ, user, password):
         """The environment's check_password, taking the passwords
         ``[wsgiauth] repository_passwords`` names (account, app)."""
-        try:
-            kinds = tuple(self.provider.ini().getlist(
-                'wsgiauth', 'repository_passwords', ['account', 'app']))
-        except Exception as e:
-            self.provider._fail(environ, 'login', e)
-            return False
-        return self.provider.check_password(environ, user, password, kinds)
+        return self.provider.check_password(environ, user, password,
+                                            repository=True)
 
     def allow_access(self, environ, host):
         """True: a read Trac lets anonymous do, no credentials needed.
@@ -154,12 +149,10 @@ class RepositoryGate(object):
         """[GRANTED] when Trac lets `user` do this, else []."""
         try:
             loaded = self.provider._current()
-            name = loaded.login.canonical(from_wire(user))
-            if name is None:
+            member = self.provider.member(loaded, user)
+            if member is None:
                 return []
-            attrs, rows = tables.account_and_permissions(loaded.reader, name)
-            if loaded.login.group_refusal(name, attrs):
-                return []
+            name, rows = member
             repository, what = request_of(
                 environ, self._settings(loaded.ini)[0])
             if what != READ and \
