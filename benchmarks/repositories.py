@@ -167,8 +167,10 @@ TRIVIAL_AUTH = """\
     WSGIAuthGroupScript "{script}" application-group=%{{GLOBAL}}
     AuthzSendForbiddenOnFailure On
     Require wsgi-group {granted}
-    WSGIAccessScript "{script}" application-group=%{{GLOBAL}}
-    Satisfy Any
+    <If "-z req('Authorization')">
+        WSGIAccessScript "{script}" application-group=%{{GLOBAL}}
+        Satisfy Any
+    </If>
 """
 
 GROUPFILE_LOCATION = """
@@ -680,11 +682,18 @@ measured); each is per Apache child process:
 * loaded rules (trac.ini and the files it inherits): stamped by
   modification time, one stat per file per request; any change reloads
   them (`trac-admin repository add` touches trac.ini);
-* rows a kept SQLite connection read: reused while `PRAGMA data_version`
-  says nobody committed; ANY commit to the database (the writer rows)
-  makes the next request read the account and the permission table
-  again; PostgreSQL rows are never reused;
-* verified credentials: an HMAC of (environment, user, stored hash,
+* rows a kept SQLite connection read: reused while the database header's
+  change counter (`PRAGMA data_version` in WAL mode) says nobody
+  committed; ANY commit to the database (the writer rows) makes the next
+  request read the account and the permission table again; PostgreSQL
+  rows are never reused;
+* what check_password read (account, permission rows, app password):
+  the group check of the same request uses it (same thread, client
+  address and port, method, URI and user), once; a request with
+  credentials never runs the access script (it is only asked for
+  requests without them), so it costs two Python calls and one look at
+  the database;
+* verified credentials: a MAC of (environment, user, stored hash,
   password), `cache_ttl` (300 s); the account state is read at every
   request, so a new password, lock or refused approval counts at once;
 * repository decisions (`RepositoryGate.allowed`, `policy.Remembered`):

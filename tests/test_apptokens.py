@@ -23,7 +23,8 @@ def test_form_hash_and_parse():
     stored = apptokens.digest(token_id, secret)
     assert secret not in stored and apptokens.matches(stored, token_id,
                                                       secret)
-    assert not apptokens.matches(stored, token_id, secret[:-1] + 'a')
+    other = secret[:-1] + ('b' if secret.endswith('a') else 'a')
+    assert not apptokens.matches(stored, token_id, other)
     assert not apptokens.matches(None, token_id, secret)
     for bad in ('tracapp_', 'tracapp_xyz_abc', password + 'a',
                 password.upper(), ' ' + password):
@@ -49,7 +50,10 @@ def check(path, user, password, method='GET'):
                'REQUEST_METHOD': method, 'REQUEST_URI': '/svn/code/',
                'wsgi.errors': _Errors()}
     answer = for_repositories(path).check_password(environ, user, password)
-    return answer, provider_for(path).app_scope(environ)
+    # what the group check that Apache runs next is given
+    checked = provider_for(path).accepted(
+        environ, answer if isinstance(answer, str) else user)
+    return answer, checked.scope if checked else None
 
 
 class _Errors(list):

@@ -18,7 +18,8 @@ from .repos import READ, action, locate, url_name
 
 _HELP = """Explain what Apache decides for one repository request
 
-USER is a login name (as a client sends it) or anonymous; METHOD an
+USER is a login name (as a client sends it) or anonymous (a request
+without credentials: svn and git send them only when asked); METHOD an
 HTTP method (GET, PROPFIND, PUT, MERGE, POST, ...); URL the request's
 URL or path, with its query (git: ...info/refs?service=git-receive-pack).
 Prints the repository, whether the request reads or writes it, the
@@ -64,7 +65,11 @@ def explain(env, user, method, url):
         anonymous = policy.decide('anonymous', name, what)
         lines.append('anonymous:  %s' % anonymous.why)
         if anonymous.allowed:
-            return lines + ['allowed without credentials'], True
+            lines.append('allowed without credentials')
+            if user == 'anonymous':
+                return lines, True
+            lines.append('a request with credentials is decided as its '
+                         'user:')
     else:
         lines.append('anonymous:  never writes (a commit needs an author)')
     if user == 'anonymous':

@@ -9,7 +9,7 @@ AccountManager's lock, approval and e-mail verification rules.
 """
 
 import collections
-import hmac
+import hashlib
 import os
 import threading
 import time
@@ -68,23 +68,22 @@ class VerifiedCache(object):
     triples verified, so a slow hash is not computed again for the next
     request with the same credentials.
 
-    Only an HMAC of the triple, keyed with a random per-process secret,
-    is kept -- never the password. The stored hash is part of the key, so
-    a new password misses at once; the caller still reads the stored hash
-    and the account state on every check. Failures are never stored.
+    Only a keyed BLAKE2b digest of the triple (a MAC, keyed with a
+    random per-process secret) is kept -- never the password. The stored
+    hash is part of the key, so a new password misses at once; the
+    caller still reads the stored hash and the account state on every
+    check. Failures are never stored.
     """
 
     def __init__(self):
-        # keyed once; each key is a copy of this HMAC-SHA256 state
-        self._keyed = hmac.new(os.urandom(32), digestmod='sha256')
+        self._secret = os.urandom(32)
         self._entries = collections.OrderedDict()
         self._lock = threading.Lock()
 
     def _key(self, scope, name, stored, password):
         data = '\0'.join((scope, name, stored, password))
-        mac = self._keyed.copy()
-        mac.update(data.encode('utf-8', 'surrogatepass'))
-        return mac.digest()
+        return hashlib.blake2b(data.encode('utf-8', 'surrogatepass'),
+                               key=self._secret, digest_size=32).digest()
 
     def hit(self, scope, name, stored, password, ttl):
         key = self._key(scope, name, stored, password)
@@ -132,15 +131,25 @@ class Login(object):
         self._read = read_account
         self._typical = typical_hash
         self._record = record
+        self._canonical = {}
 
     def canonical(self, name):
-        """The Trac user name for a login name, or None to refuse it."""
+        """The Trac user name for a login name, or None to refuse it;
+        remembered for the names of the last logins (the rule is of
+        trac.ini alone, which a new `Login` reads)."""
+        known = self._canonical
+        if name in known:
+            return known[name]
         s = self.settings
-        return canonical_name(name, s.domains, s.realms, s.lowercase)
+        found = canonical_name(name, s.domains, s.realms, s.lowercase)
+        if len(known) >= 4096:
+            known.clear()
+        known[name] = found
+        return found
 
-    def authenticate(self, name, password, address=None):
+    def authenticate(self, name, password, address=None, attrs=None):
         """Check a credential of a canonical user name, sent from
-        `address`.
+        `address`; `attrs`: the account as just read, else read.
 
         Returns None when the user has no password here, False when the
         password is wrong (a failed login, as AccountGuard counts one),
@@ -150,7 +159,8 @@ class Login(object):
         failed login, so that neither the answer nor the writes it causes
         tell the right password.
         """
-        attrs = self._read(name)
+        if attrs is None:
+            attrs = self._read(name)
         stored = attrs.get('password')
         if stored is None:
             # cost what a wrong password of a typical user costs

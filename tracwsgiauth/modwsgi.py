@@ -20,9 +20,13 @@ Every cache on the login path, and what makes it go stale:
   inherits, stamped by modification time; any change reloads them (and
   a reader of a database trac.ini no longer names is closed);
 * rows a kept SQLite connection read (`sqlite.SQLiteReader`): any commit
-  to the database by anyone (``PRAGMA data_version``), or the file
-  replaced or removed; PostgreSQL rows are never reused;
-* verified credentials (`login.VerifiedCache`): keyed by an HMAC of
+  to the database by anyone (the header's change counter, or ``PRAGMA
+  data_version`` in WAL mode), or the file replaced or removed;
+  PostgreSQL rows are never reused;
+* what check_password read for a login it accepted (`Checked`): used by
+  the group check Apache runs next for the same request, on the same
+  thread (same client address and port, method and URI, user), once;
+* verified credentials (`login.VerifiedCache`): keyed by a MAC of
   (environment, user, stored hash, password), so a new password misses;
   they expire after ``cache_ttl``; account state is read at every check;
 * the typical stored hash unknown users are made to cost
@@ -53,6 +57,13 @@ from .throttle import client_address
 
 EntryPoints = namedtuple('EntryPoints', 'check_password get_realm_hash '
                          'groups_for_user allow_access')
+
+#: What check_password read for the login it accepted: the group check
+#: Apache runs next, on the same thread for the same request, decides
+#: with it instead of reading the account again. `rows`: the permission
+#: table, or None when it was not read along; `scope`: of the app
+#: password (see `_Provider._credential`).
+Checked = namedtuple('Checked', 'request name loaded attrs rows scope')
 
 
 _providers = {}
@@ -100,21 +111,32 @@ def application_for(env_path, reflect_user=False, pooled=True):
     return application
 
 
-def _kinds(config, repository=False):
+_kinds_read = {}
+
+
+def _kinds(ini, repository=False):
     """The passwords a location takes: one of repositories.wsgi, or of
-    trac.wsgi."""
-    if repository:
-        return tuple(config.getlist('wsgiauth', 'repository_passwords',
-                                    ['account', 'app']))
-    if config.getbool('wsgiauth', 'app_passwords_everywhere', False):
-        return ('account', 'app')
-    return ('account',)
+    trac.wsgi; read once per version of trac.ini (`ini`)."""
+    found = _kinds_read.get((ini, repository))
+    if found is None:
+        if repository:
+            found = tuple(ini.getlist('wsgiauth', 'repository_passwords',
+                                      ['account', 'app']))
+        elif ini.getbool('wsgiauth', 'app_passwords_everywhere', False):
+            found = ('account', 'app')
+        else:
+            found = ('account',)
+        if len(_kinds_read) > 64:
+            _kinds_read.clear()
+        _kinds_read[ini, repository] = found
+    return found
 
 
 def request_id(environ):
     """What tells a request from the one before on the same thread."""
-    return tuple(environ.get(key) for key in (
-        'REMOTE_ADDR', 'REMOTE_PORT', 'REQUEST_METHOD', 'REQUEST_URI'))
+    get = environ.get
+    return (get('REMOTE_ADDR'), get('REMOTE_PORT'), get('REQUEST_METHOD'),
+            get('REQUEST_URI'))
 
 
 def in_daemon_process():
@@ -139,9 +161,9 @@ class _Provider(object):
         self.env_path = env_path
         self._loaded = None
         self._lock = threading.Lock()
-        # per thread: (request, scope of its app password) of the last
-        # check_password, which Apache runs before the group check
-        self._scope = threading.local()
+        # per thread: the `Checked` of the last login check_password
+        # accepted, which Apache runs before the group check
+        self._checked = threading.local()
 
     def _current(self):
         """What a login needs, read again when a trac.ini file changed.
@@ -209,7 +231,7 @@ class _Provider(object):
         repository_passwords`` for a `repository` location, else the
         account password, and app passwords where
         ``app_passwords_everywhere`` says so."""
-        self._scope.request = None
+        self._checked.last = None
         try:
             loaded = self._current()
             login, guard = loaded.login, loaded.guard
@@ -224,9 +246,10 @@ class _Provider(object):
                               'not a user name')
                 return None
             try:
-                found, scope = self._credential(
+                found, checked = self._credential(
                     loaded, name, from_wire(password), address,
-                    _kinds(loaded.ini, repository))
+                    _kinds(loaded.ini, repository),
+                    repository or loaded.reader.remembers)
             except Refused as e:
                 guard.failure(environ, from_wire(user), name, address,
                               str(e))
@@ -239,36 +262,43 @@ class _Provider(object):
         except Exception as e:
             self._fail(environ, 'login', e)
             return False
-        self._scope.request = (request_id(environ), scope)
+        self._checked.last = Checked(request_id(environ), *checked[1:])
         # mod_wsgi encodes a returned name as UTF-8 itself (unlike group
         # names, which it encodes as Latin-1: see `groups_for_user`)
         return True if to_wire(name) == user else name
 
-    def _credential(self, loaded, name, password, address, kinds):
-        """(what `login.Login` answers for the password, the scope of an
-        app password or None): an app password by its form, where the
-        location takes them, else the account password."""
-        parsed = apptokens.parse(password)
-        if parsed and 'app' in kinds:
-            attrs, token = tables.account_and_token(loaded.reader, name,
-                                                    parsed[0])
-            if token is not None:
-                scope = loaded.login.authenticate_app(name, password, token,
-                                                      address, attrs)
-                if scope:
-                    loaded.guard.touch(loaded.reader, parsed[0], token,
-                                       address)
-                return bool(scope), scope or None
+    def _credential(self, loaded, name, password, address, kinds,
+                    permissions):
+        """(what `login.Login` answers for the password, its `Checked`):
+        an app password by its form, where the location takes them, else
+        the account password. The account, the app password's row and,
+        with `permissions`, the permission table are read together (one
+        look at the database)."""
+        parsed = apptokens.parse(password) if 'app' in kinds else None
+        attrs, token, rows = tables.for_login(
+            loaded.reader, name, parsed[0] if parsed else None, permissions)
+        checked = Checked(None, name, loaded, attrs, rows, None)
+        if token is not None:
+            scope = loaded.login.authenticate_app(name, password, token,
+                                                  address, attrs)
+            if scope:
+                loaded.guard.touch(loaded.reader, parsed[0], token, address)
+            return bool(scope), checked._replace(scope=scope or None)
         if 'account' not in kinds:
-            return False, None
-        return loaded.login.authenticate(name, password, address), None
+            return False, checked
+        return loaded.login.authenticate(name, password, address,
+                                         attrs), checked
 
-    def app_scope(self, environ):
-        """The scope of the app password this request logged in with
-        ('read', 'commit'), or None (an account password)."""
-        found = getattr(self._scope, 'request', None)
-        if found and found[0] == request_id(environ):
-            return found[1]
+    def accepted(self, environ, user):
+        """The `Checked` of this request's login, when check_password
+        accepted `user` (as mod_wsgi passes it to the group check) on
+        this thread for this request, else None; taken: a second group
+        check of the request reads again."""
+        checked = getattr(self._checked, 'last', None)
+        self._checked.last = None
+        if checked is not None and checked.request == request_id(environ) \
+                and to_wire(checked.name) == user:
+            return checked
         return None
 
     def get_realm_hash(self, environ, user, realm):
@@ -290,28 +320,37 @@ class _Provider(object):
             self._fail(environ, 'login', e)
             return None
 
-    def member(self, loaded, user):
-        """(canonical name, permission rows) of `user` (as mod_wsgi
-        passes it), read together, when the account may be in groups
-        (see `login.Login.group_refusal`), else None."""
-        name = loaded.login.canonical(from_wire(user))
-        if name is None:
+    def member(self, environ, user):
+        """(`Checked`, with the permission rows) of `user` (as mod_wsgi
+        passes it) when the account may be in groups (see
+        `login.Login.group_refusal`), else None: what this request's
+        check_password read, or the account and the permission table
+        read together now."""
+        checked = self.accepted(environ, user)
+        if checked is None:
+            loaded = self._current()
+            name = loaded.login.canonical(from_wire(user))
+            if name is None:
+                return None
+            attrs, _, rows = tables.for_login(loaded.reader, name,
+                                              permissions=True)
+            checked = Checked(None, name, loaded, attrs, rows, None)
+        elif checked.rows is None:
+            checked = checked._replace(
+                rows=tables.permissions(checked.loaded.reader))
+        if checked.loaded.login.group_refusal(checked.name, checked.attrs):
             return None
-        attrs, rows = tables.account_and_permissions(loaded.reader, name)
-        if loaded.login.group_refusal(name, attrs):
-            return None
-        return name, rows
+        return checked
 
     def groups_for_user(self, environ, user):
         """The Trac permission groups of `user` (an empty list denies),
         as the Trac application's process answers them; remembered while
         the permission table is unchanged (see `policy.Remembered`)."""
         try:
-            loaded = self._current()
-            member = self.member(loaded, user)
+            member = self.member(environ, user)
             if member is None:
                 return []
-            name, rows = member
+            name, loaded, rows = member.name, member.loaded, member.rows
             groups = loaded.answers.get(name, rows)
             if groups is None:
                 groups = [to_wire(group) for group in policy.ask(

@@ -164,6 +164,9 @@ class PostgresReader(object):
     a connection per call (behind PgBouncer)."""
 
     paramstyle = '%s'
+    #: rows are never reused: a login reads the permission table only
+    #: where a group check always follows (a repository location)
+    remembers = False
 
     def __init__(self, uri, connect_timeout=5.0, statement_timeout=5.0,
                  keep=5):

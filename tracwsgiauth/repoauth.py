@@ -148,17 +148,15 @@ class RepositoryGate(object):
     def groups_for_user(self, environ, user):
         """[GRANTED] when Trac lets `user` do this, else []."""
         try:
-            loaded = self.provider._current()
-            member = self.provider.member(loaded, user)
+            member = self.provider.member(environ, user)
             if member is None:
                 return []
-            name, rows = member
             repository, what = request_of(
-                environ, self._settings(loaded.ini)[0])
-            if what != READ and \
-                    self.provider.app_scope(environ) == 'read':
+                environ, self._settings(member.loaded.ini)[0])
+            if what != READ and member.scope == 'read':
                 return []           # a read-only app password
-            if self.allowed(loaded, name, repository, what, rows):
+            if self.allowed(member.loaded, member.name, repository, what,
+                            member.rows):
                 return [GRANTED]
             return []
         except Exception as e:

@@ -11,16 +11,60 @@ blocked beyond one statement.
 
 Each kept connection also remembers the rows of the queries it ran, for
 as long as the database is unchanged.  Before answering from them it
-asks SQLite, in a read transaction of its own, whether anything was
-committed since (``PRAGMA data_version``: the same file change counter
-SQLite checks before it reuses its own page cache).  Any commit by any
-connection -- a new password, a lock, a removed user, or any other
+reads the file change counter of the database header (offset 24), which
+every commit in SQLite's rollback-journal modes increments, and which
+SQLite itself checks before it reuses its own page cache: one ``pread``
+instead of a read transaction.  A database in WAL mode (header byte 18
+is 2) does not count commits there; SQLite is asked in a read
+transaction of its own instead (``PRAGMA data_version``).  Any commit by
+any connection -- a new password, a lock, a removed user, or any other
 write to the database -- makes the next query read the tables again.
 """
 
 import os
 import sqlite3
+import threading
 from urllib.parse import quote
+
+#: (st_dev, st_ino) -> a read-only descriptor of that database file, for
+#: its header: one per file for the life of the process, never closed,
+#: because closing any descriptor of a file drops every POSIX lock this
+#: process holds on it (SQLite's, of other connections) -- see
+#: sqlite.org/howtocorrupt.html, 2.2.
+_headers = {}
+_headers_lock = threading.Lock()
+
+
+def _header_fd(path, file):
+    """The descriptor of `_headers` for the database at `path`, which
+    `file` identifies; None when the file there is no longer `file`."""
+    fd = _headers.get(file)
+    if fd is not None:
+        return fd
+    with _headers_lock:
+        fd = _headers.get(file)
+        if fd is None:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            found = os.fstat(fd)
+            if (found.st_dev, found.st_ino) != file:
+                # replaced meanwhile: keep it, under its own identity
+                _headers.setdefault((found.st_dev, found.st_ino), fd)
+                return None
+            _headers[file] = fd
+    return fd
+
+
+def change_counter(path, file):
+    """('counter', n) of the database header of the file `file` at
+    `path` when it counts commits (rollback journal), else None (WAL,
+    an empty file, a file replaced meanwhile)."""
+    fd = _header_fd(path, file)
+    if fd is None:
+        return None
+    head = os.pread(fd, 28, 0)
+    if len(head) < 28 or head[18] != 1:
+        return None
+    return 'counter', int.from_bytes(head[24:28], 'big')
 
 
 class _Kept(object):
@@ -31,7 +75,7 @@ class _Kept(object):
     def __init__(self, cnx, file):
         self.cnx = cnx
         self.file = file        # (st_dev, st_ino) when it was opened
-        self.version = None     # PRAGMA data_version when memo was valid
+        self.version = None     # the database's version when memo was valid
         self.memo = {}          # (sql, args) -> rows
 
 
@@ -54,6 +98,9 @@ class SQLiteReader(object):
     keep = 5
     remember = 256
     paramstyle = '?'
+    #: rows of an unchanged database cost no query: a login reads the
+    #: permission table along for the group check that may follow
+    remembers = True
 
     def __init__(self, path, timeout=10.0):
         # mode=rw: a missing file is an error, never an empty new database
@@ -113,7 +160,8 @@ class SQLiteReader(object):
 
     def _read(self, kept, queries):
         cnx = kept.cnx
-        version = cnx.execute('PRAGMA data_version').fetchone()[0]
+        version = change_counter(self.path, kept.file) or (
+            'data_version', cnx.execute('PRAGMA data_version').fetchone()[0])
         memo = kept.memo
         if version != kept.version:
             memo.clear()        # something was committed: read again

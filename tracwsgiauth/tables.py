@@ -4,7 +4,7 @@ on the environment's database.
 
 Every read here depends on stored data alone (no clock, no session
 setting), which is what lets `sqlite.SQLiteReader` reuse a connection's
-rows while ``PRAGMA data_version`` says nothing was committed.
+rows while the database says nothing was committed.
 """
 
 import os
@@ -58,12 +58,19 @@ def permissions(reader):
     return reader.rows(PERMISSIONS)
 
 
-def account_and_permissions(reader, name):
-    """`account` of a user and `permissions`, read together (one look at
-    whether the database changed, one transaction)."""
-    attrs, rows = reader.rows_many(((_sql(reader, ACCOUNT), (name, name)),
-                                    (PERMISSIONS, ())))
-    return dict(attrs), rows
+def for_login(reader, name, token_id=None, permissions=False):
+    """(`account` of a user, `app_token` of `token_id` or None, with
+    `permissions` the permission rows or None), read together: one look
+    at whether the database changed, one transaction."""
+    queries = [(_sql(reader, ACCOUNT), (name, name))]
+    if token_id is not None:
+        queries.append((_sql(reader, apptokens.FIND), (token_id,)))
+    if permissions:
+        queries.append((PERMISSIONS, ()))
+    found = list(reader.rows_many(queries))
+    attrs = dict(found.pop(0))
+    token = _token(found.pop(0)) if token_id is not None else None
+    return attrs, token, found[0] if permissions else None
 
 
 def update_account(reader, name, compute):
@@ -89,14 +96,6 @@ def app_token(reader, token_id):
     """The row of an app password (`apptokens.FIND`) as a dict, or
     None."""
     return _token(reader.rows(_sql(reader, apptokens.FIND), (token_id,)))
-
-
-def account_and_token(reader, name, token_id):
-    """`account` of a user and `app_token`, read together."""
-    attrs, rows = reader.rows_many(
-        ((_sql(reader, ACCOUNT), (name, name)),
-         (_sql(reader, apptokens.FIND), (token_id,))))
-    return dict(attrs), _token(rows)
 
 
 def _token(rows):

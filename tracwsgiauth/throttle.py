@@ -9,9 +9,11 @@ cannot be reached, for its own count.
 """
 
 import collections
+import functools
 import ipaddress
 
 
+@functools.lru_cache(maxsize=4096)
 def client_address(text):
     """One spelling per client: an IPv4-mapped IPv6 address as IPv4,
     IPv6 compressed; anything else as it is."""
