@@ -23,6 +23,8 @@ One Apache serves three environments (module fixture `site`):
 Every test leaves permissions and authz files as it found them.
 """
 
+import base64
+import http.client
 import os
 import re
 import uuid
@@ -442,6 +444,60 @@ def test_trac_admin_grants_count_at_the_next_request(site):
                       DEPTH0)) == {403}
 
 
+def _kept_alive(site, requests):
+    """The statuses of `requests` ((method, path, user, before) where
+    `before()` runs first) sent one after another on ONE connection,
+    which Apache keeps open: the same client address and port."""
+    conn = http.client.HTTPConnection('127.0.0.1', site.port, timeout=30)
+    statuses, sockets = [], set()
+    try:
+        for method, path, user, before in requests:
+            before()
+            token = base64.b64encode(('%s:%s' % (user, login(user)))
+                                     .encode()).decode()
+            conn.request(method, path, headers=dict(
+                DEPTH0, Authorization='Basic ' + token))
+            response = conn.getresponse()
+            response.read()
+            statuses.append(response.status)
+            sockets.add(id(conn.sock))
+    finally:
+        conn.close()
+    assert len(sockets) == 1, 'Apache did not keep the connection open'
+    return statuses
+
+
+def test_a_change_counts_on_the_next_request_of_a_kept_alive_connection(
+        site):
+    # what a check read for one request is never reused by the next one,
+    # not even the same request on the same connection
+    same = ('PROPFIND', '/svn/code/', 'bob')
+    try:
+        assert _kept_alive(site, [
+            same + (lambda: None,),
+            same + (lambda: admin(site.proj, 'remove', 'bob', 'readers'),),
+            same + (lambda: _set_approval(site, 'pending', 'bob'),),
+            same + (lambda: _set_approval(site, None, 'bob'),),
+            same + (lambda: admin(site.proj, 'add', 'bob', 'readers'),),
+        ]) == [207, 403, 401, 403, 207]
+    finally:
+        _set_approval(site, None, 'bob')
+        trac_admin(site.proj.path, 'permission', 'add', 'bob', 'readers',
+                   check=False)
+
+
+def test_credentials_sent_to_a_public_repository_are_checked(site):
+    # without credentials anonymous reads; a request that sends them is
+    # decided as its user, and a wrong password is refused, not ignored
+    path = '/authz-svn/docs/trunk/d00/f0001.txt'
+    assert status(site, 'GET', path) == 200
+    assert status(site, 'GET', path, 'dave') == 200
+    assert send(site.port, 'GET', path, 'dave', 'wrong-pw').status == 401
+    assert send(site.port, 'GET', path, 'nobody', 'x').status == 401
+    said, text = explain(site.authz.path, 'dave', 'GET', path)
+    assert said and 'decided as its user' in text, text
+
+
 def test_trac_admin_implies_commit_and_versioncontrol_admin_does_not(site):
     path = '/git/tools/info/refs?service=git-receive-pack'
     assert status(site, 'GET', path, 'frank') == 403
@@ -650,14 +706,14 @@ def test_domain_and_case_forms_commit_as_the_trac_user(site):
     assert git_show(git_repo, 'main:names/corp.txt') == 'corp\n'
 
 
-def _set_approval(site, value):
+def _set_approval(site, value, user='gina'):
     with trac_env(site.proj.path) as env:
         with env.db_transaction as db:
-            db("DELETE FROM session_attribute WHERE sid='gina' "
-               "AND name='approval'")
+            db("DELETE FROM session_attribute WHERE sid=%s "
+               "AND name='approval'", (user,))
             if value:
                 db("INSERT INTO session_attribute VALUES "
-                   "('gina', 1, 'approval', %s)", (value,))
+                   "(%s, 1, 'approval', %s)", (user, value))
 
 
 def test_revoked_account_is_refused_even_with_a_warm_cache(site):
