@@ -11,8 +11,10 @@ per database (SQLite, SQLite in WAL mode, a throwaway PostgreSQL), two
 deployed environments with AccountManager's lock on
 (``login_attempt_max_count = 5``) and htdigest passwords
 (AccountManager's default, the fastest to guess): ``n`` without and
-``t`` with the address throttle (30 failures in 180 s). A static file
-is protected by each environment's trac.wsgi.
+``t`` with the address throttle (30 failures in 180 s), both answering
+refusals after ``failure_delay = 1`` second (the default), and ``z``
+with neither (``failure_delay = 0``). A static file is protected by
+each environment's trac.wsgi.
 
 * the attacker: ``ab -c 8`` from 127.0.0.1, wrong passwords for the
   account ``victim``, new connection per request, for SECONDS (default
@@ -23,13 +25,14 @@ is protected by each environment's trac.wsgi.
 
 Phases, interleaved: quiet (the user alone), attack, control (the same
 attack for a user name that does not exist: the same requests and hash
-work, nothing written), twice on ``n``; then quiet and attack on ``t``.
+work, nothing written), twice on ``n``; then quiet and attack on ``t``;
+then quiet, attack and control on ``z``.
 Write transactions are counted in the database: on SQLite by a trigger
 (every write of a failed login inserts ``failed_logins_count`` anew,
 once), on PostgreSQL by its transaction ids (``txid_current()``: only
 transactions that write take one). SQLite runs twice: in its default
 rollback-journal mode and in WAL mode. Writes a markdown table to OUT.md
-(default benchmarks/results-guard.md) and prints it; about 4 minutes
+(default benchmarks/results-guard.md) and prints it; about 5 minutes
 on 2 cores.
 """
 
@@ -68,10 +71,14 @@ user_lock_time = 300
 
 [wsgiauth]
 hash_scheme = htdigest
-address_failures = %%d
+address_failures = %%(throttle)d
 address_window = 180
 address_block_time = 600
+failure_delay = %%(delay)d
 """ % MAX_COUNT
+
+#: the environments: name, address_failures, failure_delay
+ENVIRONMENTS = (('n', 0, 1), ('t', THROTTLE, 1), ('z', 0, 0))
 
 
 def other_address():
@@ -274,8 +281,9 @@ def phase(backend, apache, env, kind, seconds, who):
 def run_backend(backend, docs, seconds, who):
     parent = public_dir('twa-bench-guard-')
     envs, targets, body = [], [], ''
-    for name, throttle in (('n', 0), ('t', THROTTLE)):
-        path = backend.make(parent, name, INI % throttle)
+    for name, throttle, delay in ENVIRONMENTS:
+        path = backend.make(parent, name, INI % {'throttle': throttle,
+                                                 'delay': delay})
         for user, password in PASSWORDS.items():
             set_password(path, user, password)
         target = deploy_ours(path, '--url=/' + name).target
@@ -304,9 +312,10 @@ def run_backend(backend, docs, seconds, who):
             # every child process loads the environment's login rules
             legitimate(who[0], who[1], apache.port,
                        '/%s-files/f.txt' % name, 1)
-        n, t = envs
+        n, t, z = envs
         plan = [(n, 'quiet'), (n, 'attack'), (n, 'control')] * 2 + \
-            [(t, 'quiet'), (t, 'attack')]
+            [(t, 'quiet'), (t, 'attack')] + \
+            [(z, 'quiet'), (z, 'attack'), (z, 'control')]
         results = [phase(backend, apache, env, kind, seconds, who)
                    for env, kind in plan]
         errors = apache.error_log()
@@ -344,7 +353,10 @@ LABELS = {('n', 'quiet'): 'quiet (the user alone)',
           ('n', 'attack'): 'attack on `victim`',
           ('n', 'control'): 'control: attack on an unknown user',
           ('t', 'quiet'): 'throttle on: quiet',
-          ('t', 'attack'): 'throttle on: attack on `victim`'}
+          ('t', 'attack'): 'throttle on: attack on `victim`',
+          ('z', 'quiet'): 'no failure delay: quiet',
+          ('z', 'attack'): 'no failure delay: attack on `victim`',
+          ('z', 'control'): 'no failure delay: control'}
 
 
 def table(backend_name, results):
@@ -354,7 +366,8 @@ def table(backend_name, results):
              'failures counted | write transactions | per second | '
              'failures per transaction |',
              '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|']
-    quiet = {env: summary(results, env, 'quiet') for env in ('n', 't')}
+    quiet = {env: summary(results, env, 'quiet') for env, _, _ in
+             ENVIRONMENTS}
     rows = {}
     for env, kind in LABELS:
         row = rows[env, kind] = summary(results, env, kind)
@@ -381,10 +394,11 @@ def main(seconds=8, out=None):
     who = other_address()
     parent = public_dir('twa-bench-')
     docs = os.path.join(parent, 'docs')
-    for name in ('n-files', 't-files'):
-        docs_folder(docs, name)
+    for name, _, _ in ENVIRONMENTS:
+        docs_folder(docs, name + '-files')
     open_up(parent)
     began = time.monotonic()
+    load = os.getloadavg()[0]   # of others: this run has not begun
     sections, verdicts = [], []
     for make in (Backend, WalBackend, PostgresBackend):
         backend = make()
@@ -399,7 +413,9 @@ def main(seconds=8, out=None):
                          attacked['requests'],
                          attacked['p99'] / rows['n', 'quiet']['p99'],
                          rows['n', 'control']['p99'] /
-                         rows['n', 'quiet']['p99']))
+                         rows['n', 'quiet']['p99'],
+                         rows['z', 'attack']['p99'] /
+                         rows['z', 'quiet']['p99']))
     took = time.monotonic() - began
     lines = [
         '# Availability under a password-guessing attack', '',
@@ -411,8 +427,9 @@ def main(seconds=8, out=None):
             platform.python_version(), platform.machine(), os.cpu_count(),
             cpu_model(), apache_version(), CHILDREN, THREADS, took,
             seconds), '',
-        '**This run was made on a machine shared with other work; the '
-        'final numbers come from a run on a quiet machine.**', '',
+        'Load average when the run began: %.1f on %d cores%s.' % (
+            load, os.cpu_count(), ' (NOISY: other work was running; '
+            're-run on a quiet machine)' if load > 1.0 else ''), '',
         'The attacker: `ab -c %d` from 127.0.0.1, wrong passwords for the '
         'account `victim`, a new connection per request, as fast as it '
         'goes. The user: %d threads from %s logging `legit` in with the '
@@ -422,9 +439,12 @@ def main(seconds=8, out=None):
         '= %d` (the victim is locked after the first %d guesses and every '
         'further guess is counted, as AccountManager counts it) and '
         'htdigest passwords (AccountManager\'s default: the cheapest to '
-        'check, so the most guesses per second). Phases interleaved in '
-        'one run: quiet, attack, control, twice; quiet and attack with '
-        'the address throttle on (%d failures in 180 s). "p99 vs quiet" '
+        'check, so the most guesses per second), refusals answered after '
+        '`[wsgiauth] failure_delay = 1` second (the default). Phases '
+        'interleaved in one run: quiet, attack, control, twice; quiet and '
+        'attack with the address throttle on (%d failures in 180 s); '
+        'quiet, attack and control with `failure_delay = 0` (every '
+        'refusal at once: what the delay changes). "p99 vs quiet" '
         'compares with the quiet phases of the same run and environment.'
         % (ATTACK_C, LEGIT_C, who[0] if who[1] is None else who[1],
            MAX_COUNT, MAX_COUNT, THROTTLE), '']
@@ -453,24 +473,35 @@ def main(seconds=8, out=None):
         'the first %d failures (and those in flight).' % (
             CHILDREN, THROTTLE), '']
     lines += [
-        'Reading the table: the control attacks as hard (c=%d, as fast as '
-        'it goes) with the same hash work and writes nothing, so attack '
-        'against control is '
+        'How the attack is bounded: every refusal waits `failure_delay` '
+        'seconds before its answer, and `ab`, like any client, waits for '
+        'an answer before it sends the next request on a connection, so '
+        'the attack gets about %d answers a second (one per connection) '
+        'and takes next to none of the machine\'s time. The waits hold '
+        '%d of Apache\'s %d threads.' % (ATTACK_C, ATTACK_C,
+                                         CHILDREN * THREADS), '',
+        'Reading the table: the control attacks as hard (c=%d) with the '
+        'same hash work and writes nothing, so attack against control is '
         'what the writes cost; control against quiet is what sharing the '
         'cores with the attacker (`ab`, Apache\'s and the database\'s '
-        'processes) costs, a floor no write scheme can go below on this '
-        'machine. In SQLite\'s default rollback-journal mode a commit '
-        'locks readers out while it writes, and a reader that finds the '
+        'processes) costs. Without the delay (the last rows), the '
+        'attacker takes as much of the machine as it can get and the '
+        'user\'s p99 grows with it. In SQLite\'s default '
+        'rollback-journal mode a commit locks readers out while it '
+        'writes, and a reader that finds the '
         'database locked retries after 1, 2, 5, 10, 15, 20, 25... ms '
         '(SQLite\'s busy handler); in WAL mode readers never wait for a '
         'writer. The two SQLite sections show how much of the cost that '
         'is.' % ATTACK_C, '']
-    for name, all_ok, ratio, control in verdicts:
+    for name, all_ok, ratio, control, undelayed in verdicts:
         lines.append('- %s: the user\'s logins under attack %s; p99 under '
-                     'attack / quiet = %.2f (target ≤ 3; the control, the '
-                     'same load without writes: %.2f).' % (
+                     'attack / quiet = %.2f (target ≤ 3: %s; the control, '
+                     'the same load without writes: %.2f; without the '
+                     'failure delay: %.2f).' % (
                          name, 'all succeeded' if all_ok else
-                         'did NOT all succeed', ratio, control))
+                         'did NOT all succeed', ratio,
+                         'met' if ratio <= 3 and all_ok else 'NOT met',
+                         control, undelayed))
     publish(out, lines)
     shutil.rmtree(parent, ignore_errors=True)
     remove_public_dirs()

@@ -151,7 +151,10 @@ def trac_admin(env_path, *args, stdin=None, check=True):
 
 
 def make_env(parent, name='proj', extra_ini='', database=None):
-    """A real Trac environment with the plugin enabled."""
+    """A real Trac environment with the plugin enabled, refused logins
+    answered at once (``failure_delay = 0``) unless `extra_ini` says
+    otherwise: many tests send wrong passwords, and the delay has tests
+    of its own."""
     from trac.env import Environment
     path = os.path.join(parent, name)
     options = [('trac', 'database', database or 'sqlite:db/trac.db')]
@@ -161,6 +164,10 @@ def make_env(parent, name='proj', extra_ini='', database=None):
     env.shutdown()
     with trac_env(path) as env:
         env.upgrade()       # the plugin's table (trac-admin ENV upgrade)
+        if not env.config.has_option('wsgiauth', 'failure_delay',
+                                     defaults=False):
+            env.config.set('wsgiauth', 'failure_delay', '0')
+            env.config.save()
     return path
 
 

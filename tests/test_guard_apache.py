@@ -41,7 +41,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tests.harness import (MODULES, Apache, auth_location, curl,
-                           deploy_ours, docs_folder, include, make_env,
+                           deploy_ours, docs_folder, edit_ini, include,
+                           make_env,
                            mpm, open_up, public_dir, read_text, secret,
                            trac_admin, trac_env, wait_for)
 from tests.repoapache import own, repo_env, send
@@ -59,7 +60,7 @@ MAX = 8
 THROTTLE = 5
 
 A_USERS = ('mixed', 'flood', 'amuser', 'formuser', 'timed', 'digesty',
-           'quiet', 'cachey', 'gina')
+           'quiet', 'cachey', 'gina', 'slowed')
 B_USERS = ('bob', 'carol')
 PW = {name: secret(name + '-Pw7') for name in A_USERS + B_USERS}
 
@@ -723,3 +724,39 @@ def test_a_locked_accounts_digest_login_is_audited(site):
         [('refused', '/digest-a/f.txt')], (
             'BUG: a Digest login refused because the account is locked '
             'leaves no audit line: %s' % new)
+
+
+# -- the failure delay -----------------------------------------------------
+
+def test_refused_logins_wait_and_a_guesser_slows_down_to_its_connections(
+        site):
+    """With ``failure_delay = 1`` (the default; the other tests turn it
+    off), every refusal waits a second before its answer -- a wrong
+    password, an unknown user, a locked account's right password -- and
+    a right login does not; eight connections guessing for three seconds
+    get at most 8 x (3 + 1) answers, all refusals, each counted."""
+    user, path = 'slowed', '/static-a/f.txt'
+    edit_ini(site.a, 'wsgiauth', 'failure_delay', '1')
+    try:
+        for sent, password in ((user, 'wrong'), ('nobody-xyz', 'wrong')):
+            status, seconds = timed_ask(site, path, sent, password)
+            assert status == 401 and seconds >= 1.0, (sent, seconds)
+        status, seconds = timed_ask(site, path, user, PW[user])
+        assert status == 200 and seconds < 0.9, seconds
+        deadline = time.monotonic() + 3
+
+        def guess(n):
+            statuses = []
+            while time.monotonic() < deadline:
+                statuses.append(ask(site, path, user, 'guess-%d' % n))
+            return statuses
+        with ThreadPoolExecutor(8) as pool:
+            answers = [s for got in pool.map(guess, range(8)) for s in got]
+        assert set(answers) == {401} and 8 <= len(answers) <= 32, answers
+        # every guess counted (the right login before ended the count)
+        assert counted(site, user, len(answers)) == len(answers)
+        status, seconds = timed_ask(site, path, user, PW[user])
+        assert status == 401 and seconds >= 1.0, seconds   # locked
+    finally:
+        edit_ini(site.a, 'wsgiauth', 'failure_delay', '0')
+        trac_admin(site.a, 'wsgiauth', 'unlock', user)

@@ -89,6 +89,16 @@ class AuthStore(Component):
         log). The other environments of the same Apache are never held
         up by one whose server does not answer.""")
 
+    failure_delay = IntOption(
+        SECTION, 'failure_delay', DEFAULTS['failure_delay'],
+        doc="""Seconds a refused login (a wrong password, an unknown
+        user, a locked account or a throttled address) waits before it
+        is answered; 0 turns the wait off. A client guessing passwords
+        waits for every answer, so each of its connections guesses at
+        most once per delay and leaves the machine to everyone else.
+        Each waiting request holds one of Apache's threads (see README,
+        "Brute force").""")
+
     address_failures = IntOption(
         SECTION, 'address_failures', DEFAULTS['address_failures'],
         doc="""Failed logins from one client address within

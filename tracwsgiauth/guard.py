@@ -192,11 +192,14 @@ class Guard(object):
     def __init__(self, env_path):
         self.env_path = env_path
         self.audit_log = ''
+        self.failure_delay = DEFAULTS['failure_delay']
         self._addresses = None
 
     def configure(self, config, timeout):
         """Read the ``[wsgiauth]`` options of the guard from `config`."""
         self.audit_log = audit_path(self.env_path, config)
+        self.failure_delay = max(0, config.getint(
+            'wsgiauth', 'failure_delay', DEFAULTS['failure_delay']))
         limits = address_limits(config)
         if self._addresses is None or \
                 self._addresses.throttle.limits() != limits:
@@ -223,11 +226,17 @@ class Guard(object):
         return self._addresses.refused(address)
 
     def failure(self, environ, sent, name, address, reason):
-        """A refused login: counted for its address, and audited."""
+        """A refused login: counted for its address, audited, and
+        answered after ``[wsgiauth] failure_delay`` seconds. The wait
+        holds this request's thread, not the GIL: a client that guesses
+        waits for each answer, so a connection guesses at most once per
+        delay, and guesses take that little of the machine's time."""
         self._addresses.failed(address)
         audit.record(self.audit_log, 'refused', self.env_path, sent, name,
                      address, environ.get('REQUEST_URI', '').split('?')[0],
                      reason)
+        if self.failure_delay:
+            time.sleep(self.failure_delay)
 
     def report(self, event, subject, details):
         """What the writer and the address reports tell: 'locked' (user,

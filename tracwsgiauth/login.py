@@ -40,7 +40,7 @@ DEFAULTS = {'strip_domains': '', 'strip_realms': '', 'cache_size': 1000,
             'postgres_pooling': True, 'connect_timeout': 5,
             'svn_url': '/svn', 'git_url': '/git', 'audit_log': '',
             'address_failures': 0, 'address_window': 180,
-            'address_block_time': 600}
+            'address_block_time': 600, 'failure_delay': 1}
 
 
 def read_settings(scope, config):

@@ -8,10 +8,10 @@
 Each request to ``<svn_url>/NAME`` or ``<git_url>/NAME`` reads or writes
 Trac's repository NAME (`repos`). Trac decides whether its user may:
 
-* ``allow_access`` (``WSGIAccessScript`` with ``Satisfy Any``): True
-  lets a read through without credentials when Trac lets ``anonymous``
-  do it; False makes Apache ask for them (always for a write, which
-  needs an author);
+* ``allow_access`` (``WSGIAccessScript`` with ``Satisfy Any``, asked
+  only for requests without credentials): True lets a read through when
+  Trac lets ``anonymous`` do it; False makes Apache ask for credentials
+  (always for a write, which needs an author);
 * ``groups_for_user`` (``Require wsgi-group trac-repository-access``):
   that one group when Trac lets the user do it, else none (403, with
   ``AuthzSendForbiddenOnFailure On``); a locked or unapproved account,
@@ -19,6 +19,10 @@ Trac's repository NAME (`repos`). Trac decides whether its user may:
 * ``check_password``/``get_realm_hash``: the environment's logins, with
   app passwords (``[wsgiauth] repository_passwords``), whose scope
   (read, or read and commit) limits what ``groups_for_user`` allows.
+  What check_password read -- the account, the permission table, the
+  app password -- is what ``groups_for_user`` of the same request
+  decides with (`modwsgi.Checked`): one look at the database per
+  request.
 
 The decision needs Trac's permission policies, so it is asked of the
 process that runs Trac (`policy`, op ``repository``: `repoperm` answers)
