@@ -133,3 +133,28 @@ def test_table_on_postgresql_in_its_schema(pg):
     with trac_env(path) as env:
         _, password = AppPasswords(env).create('alice', 'pg', 'read')
     assert check(path, 'alice', password) == (True, 'read')
+
+
+def test_a_second_group_check_of_the_request_keeps_a_read_only_scope(
+        monkeypatch):
+    """A second group check of the same request -- two ``Require
+    wsgi-group`` lines, e.g. in ``<RequireAny>`` -- reads the account
+    again, and still knows the login was a read-only app password."""
+    from tracwsgiauth import policy
+    path = make_env(public_dir(), 'scope')
+    set_password(path, 'alice', 'alice-pw')
+    with trac_env(path) as env:
+        read_only = AppPasswords(env).create('alice', 'ci', 'read')[1]
+    # Trac's policy process: alice may commit (REPOSITORY_COMMIT)
+    monkeypatch.setattr(policy, 'ask',
+                        lambda *a, **q: {'allowed': True})
+    gate = for_repositories(path)
+    environ = {'REMOTE_ADDR': '192.0.2.1', 'REMOTE_PORT': '4000',
+               'REQUEST_METHOD': 'POST', 'SCRIPT_NAME': '/git/tools',
+               'PATH_INFO': '/git-receive-pack',
+               'REQUEST_URI': '/git/tools/git-receive-pack',
+               'QUERY_STRING': '', 'wsgi.errors': _Errors()}
+    assert gate.check_password(environ, 'alice', read_only) is True
+    assert gate.groups_for_user(environ, 'alice') == []     # read-only
+    # the same request's next Require wsgi-group line
+    assert gate.groups_for_user(environ, 'alice') == []

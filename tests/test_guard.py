@@ -281,3 +281,21 @@ def test_a_flood_beyond_the_queue_is_counted_in_full():
     attrs = account(path)
     assert attrs['failed_logins_count'] == str(guard.PENDING_PER_ACCOUNT * 3)
     assert len(attempts(attrs['failed_logins'])) <= 4
+
+
+def test_a_digest_login_of_an_unknown_user_waits_the_failure_delay():
+    """Digest: a refusal get_realm_hash makes (an unknown user) waits
+    as check_password's do. (A wrong Digest password Apache compares
+    itself, unseen: README, Brute force.)"""
+    from tracwsgiauth.modwsgi import for_environment
+
+    path = make_env(public_dir(), 'digest',
+                    extra_ini='\n[wsgiauth]\nfailure_delay = 1\n'
+                              'hash_scheme = htdigest\n')
+    get_realm_hash = for_environment(path).get_realm_hash
+    environ = {'REMOTE_ADDR': '192.0.2.9', 'REMOTE_PORT': '4000',
+               'REQUEST_METHOD': 'GET', 'REQUEST_URI': '/login',
+               'wsgi.errors': _Errors()}
+    began = time.monotonic()
+    assert get_realm_hash(environ, 'no-such-user', 'trac') is None
+    assert time.monotonic() - began >= 1

@@ -2,6 +2,7 @@
 
 import os
 import sqlite3
+import struct
 import threading
 
 import pytest
@@ -282,3 +283,79 @@ def test_rows_many_reads_every_query_after_one_look_at_the_database():
     writer.commit()
     assert reader.rows_many(both) == [(('1',),), (('a',), ('b',))]
     assert len(ran) == 4
+
+
+def _counter(path):
+    with open(path, 'rb') as f:
+        return int.from_bytes(f.read(28)[24:28], 'big')
+
+
+def _hot_journal(path, original, page_size=4096, sector=512):
+    """Write the rollback journal a writer that crashed after writing the
+    database file, before deleting its journal, leaves behind: every page
+    of `original` (the file before the commit)."""
+    pages = [original[i:i + page_size]
+             for i in range(0, len(original), page_size)]
+    nonce = 0x1234567
+    head = (bytes([0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7]) +
+            struct.pack('>IIIII', len(pages), nonce, len(pages), sector,
+                        page_size))
+    out = head.ljust(sector, b'\0')
+    for number, data in enumerate(pages, 1):
+        cksum = nonce
+        i = page_size - 200
+        while i > 0:
+            cksum = (cksum + data[i]) & 0xffffffff
+            i -= 200
+        out += struct.pack('>I', number) + data + struct.pack('>I', cksum)
+    with open(path + '-journal', 'wb') as f:
+        f.write(out)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def test_a_commit_a_hot_journal_undid_hides_no_later_one():
+    """The header's counter, read without SQLite's locks, shows a commit
+    that crashed (a hot journal); the read that follows rolls it back.
+    What it read is remembered under the counter seen under SQLite's
+    lock, so the next real commit, which brings the counter to the value
+    the crashed one had, is seen (here: a permission revoked after the
+    crash)."""
+    path = os.path.join(public_dir(), 'hot.db')
+    cnx = sqlite3.connect(path, isolation_level=None)
+    cnx.execute('PRAGMA page_size=4096')
+    cnx.execute('CREATE TABLE permission (username, action)')
+    cnx.execute("INSERT INTO permission VALUES ('alice', 'TRAC_ADMIN')")
+    cnx.close()
+    reader = SQLiteReader(path)
+    query = 'SELECT action FROM permission WHERE username=?'
+    assert reader.rows(query, ('alice',)) == (('TRAC_ADMIN',),)
+    before = _counter(path)
+
+    # a writer (Trac, trac-admin) commits something and is killed (OOM,
+    # power loss, kill -9) after writing the file, before removing its
+    # journal: the journal is hot and the commit will be rolled back
+    with open(path, 'rb') as f:
+        original = f.read()
+    cnx = sqlite3.connect(path, isolation_level=None)
+    cnx.execute("INSERT INTO permission VALUES ('mallory', 'WIKI_VIEW')")
+    cnx.close()
+    _hot_journal(path, original)
+    assert _counter(path) == before + 1
+
+    # a login: its query rolls the hot journal back -- right rows
+    assert reader.rows(query, ('alice',)) == (('TRAC_ADMIN',),)
+    assert _counter(path) == before             # rolled back
+    assert not os.path.exists(path + '-journal')
+
+    # the admin now revokes alice's TRAC_ADMIN: committed
+    cnx = sqlite3.connect(path, isolation_level=None)
+    cnx.execute("DELETE FROM permission WHERE username='alice'")
+    cnx.close()
+    assert _counter(path) == before + 1
+    fresh = sqlite3.connect(path)
+    assert fresh.execute(query, ('alice',)).fetchall() == []
+    fresh.close()
+    # ... and every later login still sees it granted, until some other
+    # commit happens
+    assert reader.rows(query, ('alice',)) == ()

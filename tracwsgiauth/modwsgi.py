@@ -292,30 +292,36 @@ class _Provider(object):
     def accepted(self, environ, user):
         """The `Checked` of this request's login, when check_password
         accepted `user` (as mod_wsgi passes it to the group check) on
-        this thread for this request, else None; taken: a second group
-        check of the request reads again."""
+        this thread for this request, else None. What it read is used
+        once: a second group check of the request (two ``Require``
+        lines) gets it without the account and the permission rows,
+        which it reads again, and with the app password's scope."""
         checked = getattr(self._checked, 'last', None)
-        self._checked.last = None
-        if checked is not None and checked.request == request_id(environ) \
-                and to_wire(checked.name) == user:
-            return checked
-        return None
+        if checked is None or checked.request != request_id(environ) or \
+                to_wire(checked.name) != user:
+            self._checked.last = None
+            return None
+        self._checked.last = checked._replace(attrs=None, rows=None)
+        return checked
 
     def get_realm_hash(self, environ, user, realm):
-        """The htdigest hash of `user` for `realm`, or None."""
+        """The htdigest hash of `user` for `realm`, or None: a refusal
+        (counted, audited and delayed as check_password's are; a wrong
+        Digest password Apache compares itself, unseen here)."""
         try:
             loaded = self._current()
             login, guard = loaded.login, loaded.guard
             name = login.canonical(from_wire(user))
-            if name is None:
-                return None
             address = client_address(environ.get('REMOTE_ADDR'))
-            why = 'address throttled' if guard.refused(address) else \
+            why = 'not a user name' if name is None else \
+                'address throttled' if guard.refused(address) else \
                 login.refusal(name)
-            if why:                 # Apache cannot tell it from wrong
-                guard.failure(environ, from_wire(user), name, address, why)
-                return None
-            return login.realm_hash(name, from_wire(realm))
+            found = None if why else login.realm_hash(name,
+                                                      from_wire(realm))
+            if found is None:       # Apache cannot tell it from wrong
+                guard.failure(environ, from_wire(user), name, address,
+                              why or 'no password for this realm')
+            return found
         except Exception as e:
             self._fail(environ, 'login', e)
             return None
@@ -327,14 +333,15 @@ class _Provider(object):
         check_password read, or the account and the permission table
         read together now."""
         checked = self.accepted(environ, user)
-        if checked is None:
-            loaded = self._current()
+        if checked is None or checked.attrs is None:
+            loaded = checked.loaded if checked else self._current()
             name = loaded.login.canonical(from_wire(user))
             if name is None:
                 return None
             attrs, _, rows = tables.for_login(loaded.reader, name,
                                               permissions=True)
-            checked = Checked(None, name, loaded, attrs, rows, None)
+            checked = Checked(None, name, loaded, attrs, rows,
+                              checked.scope if checked else None)
         elif checked.rows is None:
             checked = checked._replace(
                 rows=tables.permissions(checked.loaded.reader))

@@ -14,7 +14,10 @@ as long as the database is unchanged.  Before answering from them it
 reads the file change counter of the database header (offset 24), which
 every commit in SQLite's rollback-journal modes increments, and which
 SQLite itself checks before it reuses its own page cache: one ``pread``
-instead of a read transaction.  A database in WAL mode (header byte 18
+instead of a read transaction.  Rows read afresh are read in one read
+transaction and remembered under the counter read again while it holds
+SQLite's lock (the counter seen without it may belong to a commit that
+a hot journal undoes).  A database in WAL mode (header byte 18
 is 2) does not count commits there; SQLite is asked in a read
 transaction of its own instead (``PRAGMA data_version``).  Any commit by
 any connection -- a new password, a lock, a removed user, or any other
@@ -158,25 +161,36 @@ class SQLiteReader(object):
             cnx.close()
         return result
 
+    def _version(self, kept):
+        """What changes with every commit: the header's counter, or in
+        WAL mode the connection's ``PRAGMA data_version``."""
+        return change_counter(self.path, kept.file) or (
+            'data_version',
+            kept.cnx.execute('PRAGMA data_version').fetchone()[0])
+
     def _read(self, kept, queries):
-        cnx = kept.cnx
-        version = change_counter(self.path, kept.file) or (
-            'data_version', cnx.execute('PRAGMA data_version').fetchone()[0])
+        # a look without SQLite's locks: it may show a commit still being
+        # written, or one a hot journal will undo, so it only tells
+        # whether the remembered rows may still be used
         memo = kept.memo
-        if version != kept.version:
-            memo.clear()        # something was committed: read again
+        if self._version(kept) == kept.version and \
+                all(key in memo for key in queries):
+            return [memo[key] for key in queries]
+        # read in one read transaction, and remember the rows under the
+        # version seen while it holds SQLite's lock: a committed one
+        cnx = kept.cnx
+        cnx.execute('BEGIN')
+        try:
+            found = [tuple(cnx.execute(*key).fetchall()) for key in queries]
+            version = self._version(kept)
+        finally:
+            if cnx.in_transaction:
+                cnx.execute('ROLLBACK')     # a read: nothing to keep
+        if version != kept.version or \
+                len(memo) + len(queries) > self.remember:
+            memo.clear()
             kept.version = version
-        found = []
-        for key in queries:
-            rows = memo.get(key)
-            if rows is None:
-                # a commit after data_version was read only makes the
-                # next call read again: data_version will differ
-                rows = tuple(cnx.execute(*key).fetchall())
-                if len(memo) >= self.remember:
-                    memo.clear()
-                memo[key] = rows
-            found.append(rows)
+        memo.update({key: found[i] for i, key in enumerate(queries)})
         return found
 
     def _identity(self):
