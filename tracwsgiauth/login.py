@@ -106,8 +106,11 @@ class VerifiedCache(object):
                 self._entries.popitem(last=False)
 
 
-#: One per process, shared by the environments it serves.
+#: One per process, shared by the environments it serves: account
+#: passwords, and app passwords (their own, so that no key of one can
+#: ever stand for the other).
 verified = VerifiedCache()
+verified_apps = VerifiedCache()
 
 
 class Login(object):
@@ -194,11 +197,13 @@ class Login(object):
             attrs = self._read(name)
         token_id, secret = apptokens.parse(password)
         now = time.time()
+        locked = self.settings.lock.locked(attrs, now)
         right = token is not None and token['username'] == name and \
-            apptokens.matches(token['hash'], token_id, secret) and \
+            self._verify_app(name, token, token_id, secret, password,
+                             cached=not locked) and \
             not (token['expires'] and token['expires'] <= now) and \
             bool(attrs.get('known'))
-        if self.settings.lock.locked(attrs, now):
+        if locked:
             self._record(name, (address, now))      # as `authenticate`
             raise Refused('account locked after failed logins')
         if not right:
@@ -253,14 +258,32 @@ class Login(object):
             raise Refused('account locked after failed logins')
 
     def _verify(self, name, stored, password):
+        return self._remembered(verified, name, stored, password,
+                                lambda: hashes.verify(stored, name, password))
+
+    def _verify_app(self, name, token, token_id, secret, password,
+                    cached=True):
+        """Whether an app password matches its row; remembered as
+        account passwords are, except while the account is locked (then
+        right and wrong cost the same)."""
+        def check():
+            return apptokens.matches(token['hash'], token_id, secret)
+        if not cached:
+            return check()
+        return self._remembered(verified_apps, name, token['hash'],
+                                password, check)
+
+    def _remembered(self, cache, name, stored, password, check):
+        """`check()` of a password against `stored`, remembered in
+        `cache` (a `VerifiedCache`) when it verified."""
         s = self.settings
         if s.cache_size < 1 or s.cache_ttl < 1:
-            return hashes.verify(stored, name, password)
-        if verified.hit(s.scope, name, stored, password, s.cache_ttl):
+            return check()
+        if cache.hit(s.scope, name, stored, password, s.cache_ttl):
             return True
-        if not hashes.verify(stored, name, password):
+        if not check():
             return False
-        verified.add(s.scope, name, stored, password, s.cache_size)
+        cache.add(s.scope, name, stored, password, s.cache_size)
         return True
 
 
