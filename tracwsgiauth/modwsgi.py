@@ -45,6 +45,7 @@ cannot be read, the provider fails closed -- the login is refused (401)
 -- and writes one line to Apache's error log, never the password.
 """
 
+import functools
 import sys
 import threading
 from collections import namedtuple
@@ -111,25 +112,16 @@ def application_for(env_path, reflect_user=False, pooled=True):
     return application
 
 
-_kinds_read = {}
-
-
+@functools.lru_cache(maxsize=64)
 def _kinds(ini, repository=False):
     """The passwords a location takes: one of repositories.wsgi, or of
     trac.wsgi; read once per version of trac.ini (`ini`)."""
-    found = _kinds_read.get((ini, repository))
-    if found is None:
-        if repository:
-            found = tuple(ini.getlist('wsgiauth', 'repository_passwords',
-                                      ['account', 'app']))
-        elif ini.getbool('wsgiauth', 'app_passwords_everywhere', False):
-            found = ('account', 'app')
-        else:
-            found = ('account',)
-        if len(_kinds_read) > 64:
-            _kinds_read.clear()
-        _kinds_read[ini, repository] = found
-    return found
+    if repository:
+        return tuple(ini.getlist('wsgiauth', 'repository_passwords',
+                                 ['account', 'app']))
+    if ini.getbool('wsgiauth', 'app_passwords_everywhere', False):
+        return ('account', 'app')
+    return ('account',)
 
 
 def request_id(environ):
