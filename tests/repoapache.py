@@ -98,6 +98,12 @@ def serve(envs, extra=''):
 Response = namedtuple('Response', 'status body headers')
 
 
+def basic(user, password):
+    """The Authorization header value of Basic credentials, UTF-8."""
+    token = ('%s:%s' % (user, secret(password))).encode('utf-8')
+    return 'Basic ' + base64.b64encode(token).decode('ascii')
+
+
 def send(port, method, path, user=None, password=None, body=None,
          headers=None, timeout=30):
     """One request of any `method` on a new connection, `path` sent as it
@@ -107,9 +113,7 @@ def send(port, method, path, user=None, password=None, body=None,
         conn.putrequest(method, path, skip_accept_encoding=True)
         sent = dict(headers or {})
         if user is not None:
-            token = ('%s:%s' % (user, secret(password))).encode('utf-8')
-            sent['Authorization'] = 'Basic ' + \
-                base64.b64encode(token).decode('ascii')
+            sent['Authorization'] = basic(user, password)
         data = body.encode('utf-8') if isinstance(body, str) else body
         if data is not None or method in ('POST', 'PUT'):
             sent['Content-Length'] = str(len(data or b''))

@@ -23,7 +23,6 @@ One Apache serves three environments (module fixture `site`):
 Every test leaves permissions and authz files as it found them.
 """
 
-import base64
 import http.client
 import os
 import re
@@ -34,10 +33,12 @@ import pytest
 
 from tests.harness import (mpm, open_up, public_dir, read_text, trac_admin,
                            trac_env)
-from tests.repoapache import (AUTHZ_POLICY, explain, git_ref, git_show, own,
+from tests.repoapache import (AUTHZ_POLICY, basic, explain, git_ref, git_show,
+                              own,
                               repo_env, send, serve, svnlook, write_authz,
                               youngest)
 from tests.repoclients import git, git_commit_push, svn, svn_commit_file
+from tracwsgiauth.apppasswords import AppPasswords
 
 pytestmark = pytest.mark.apache
 
@@ -45,7 +46,7 @@ pytestmark = pytest.mark.apache
 CHILDREN = 3
 
 PW = {name: name + '-pw' for name in
-      ('alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'gina')}
+      ('alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'gina', 'jürgen')}
 
 AUTHZ = """\
 [repository:docs@*]
@@ -453,10 +454,8 @@ def _kept_alive(site, requests):
     try:
         for method, path, user, before in requests:
             before()
-            token = base64.b64encode(('%s:%s' % (user, login(user)))
-                                     .encode()).decode()
             conn.request(method, path, headers=dict(
-                DEPTH0, Authorization='Basic ' + token))
+                DEPTH0, Authorization=basic(user, login(user))))
             response = conn.getresponse()
             response.read()
             statuses.append(response.status)
@@ -704,6 +703,37 @@ def test_domain_and_case_forms_commit_as_the_trac_user(site):
     ok(clone(site, '/git/tools', folder, 'CORP\\ALICE'))
     ok(push(folder, 'names/corp.txt', 'corp\n', 'CORP\\alice'))
     assert git_show(git_repo, 'main:names/corp.txt') == 'corp\n'
+
+
+def test_a_non_ascii_domain_name_commits_as_the_trac_user(site):
+    # CORP\\Jürgen is jürgen for Trac: his svn commit's author, his git
+    # push; his read-only app password clones the files but cannot push
+    repo, git_repo = site.proj.repos['code'], site.proj.repos['tools']
+    user = 'CORP\\Jürgen'
+    admin(site.proj, 'add', 'jürgen', 'REPOSITORY_COMMIT')
+    try:
+        with trac_env(site.proj.path) as env:
+            read_only = AppPasswords(env).create('jürgen', 'ci', 'read')[1]
+        wc = workdir()
+        ok(checkout(site, '/svn/code', wc, user))
+        before = youngest(repo)
+        ok(commit(wc, 'trunk/jürgen.txt', 'grüße\n', user))
+        assert youngest(repo) == before + 1
+        assert svnlook('author', repo).strip() == 'jürgen'
+        folder = workdir('clone')
+        ok(git(['clone', '-q', site.url + '/git/tools', folder], user,
+               read_only))
+        assert read(folder, 'README.txt') == GIT_TREE['README.txt']
+        head = git_ref(git_repo)
+        refused(git_commit_push(folder, 'j/ro.txt', 'no\n', 'ro', user,
+                                read_only),
+                'The requested URL returned error: 403')
+        assert git_ref(git_repo) == head
+        ok(git(['reset', '-q', '--hard', 'origin/main'], cwd=folder))
+        ok(push(folder, 'j/grüße.txt', 'grüße\n', user))
+        assert git_show(git_repo, 'main:j/grüße.txt') == 'grüße\n'
+    finally:
+        admin(site.proj, 'remove', 'jürgen', 'REPOSITORY_COMMIT')
 
 
 def _set_approval(site, value, user='gina'):
