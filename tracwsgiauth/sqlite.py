@@ -27,6 +27,7 @@ write to the database -- makes the next query read the tables again.
 import os
 import sqlite3
 import threading
+import time
 from urllib.parse import quote
 
 #: (st_dev, st_ino) -> a read-only descriptor of that database file, for
@@ -68,6 +69,15 @@ def change_counter(path, file):
     if len(head) < 28 or head[18] != 1:
         return None
     return 'counter', int.from_bytes(head[24:28], 'big')
+
+
+def _busy(error):
+    """Whether an sqlite3 error is SQLITE_BUSY: another connection holds
+    the lock it needed."""
+    code = getattr(error, 'sqlite_errorcode', None)     # Python >= 3.11
+    if code is not None:
+        return code & 0xff == 5
+    return str(error).startswith('database is locked')
 
 
 class _Kept(object):
@@ -146,7 +156,7 @@ class SQLiteReader(object):
         other writer (``BEGIN IMMEDIATE``), committed when it returns:
         ``run(sql, args)`` -> rows, ``%s`` placeholders. Its result."""
         file = self._identity()
-        kept = _Kept(self._connect(), file)
+        kept = _Kept(self._connect(self._timeout), file)
         cnx = kept.cnx
         try:
             cnx.execute('BEGIN IMMEDIATE')
@@ -176,22 +186,46 @@ class SQLiteReader(object):
         if self._version(kept) == kept.version and \
                 all(key in memo for key in queries):
             return [memo[key] for key in queries]
-        # read in one read transaction, and remember the rows under the
-        # version seen while it holds SQLite's lock: a committed one
-        cnx = kept.cnx
-        cnx.execute('BEGIN')
-        try:
-            found = [tuple(cnx.execute(*key).fetchall()) for key in queries]
-            version = self._version(kept)
-        finally:
-            if cnx.in_transaction:
-                cnx.execute('ROLLBACK')     # a read: nothing to keep
+        found, version = self._fresh(kept, queries)
         if version != kept.version or \
                 len(memo) + len(queries) > self.remember:
             memo.clear()
             kept.version = version
         memo.update({key: found[i] for i, key in enumerate(queries)})
         return found
+
+    def _fresh(self, kept, queries):
+        """(rows of `queries`, the version they are of), read in one read
+        transaction; while a writer holds SQLite's lock, tried again
+        after a pause that grows from 0.1 ms, until `timeout` has
+        passed. (SQLite's own busy handler would sleep 1 ms at once,
+        and a commit shows its new counter before it lets readers in.)"""
+        deadline, pause = None, 0.0001
+        while True:
+            try:
+                return self._transaction(kept, queries)
+            except sqlite3.OperationalError as e:
+                if not _busy(e):
+                    raise
+                now = time.monotonic()
+                if deadline is None:
+                    deadline = now + self._timeout
+                if now >= deadline:
+                    raise
+                time.sleep(min(pause, deadline - now))
+                pause = min(pause * 1.2, 0.01)
+
+    def _transaction(self, kept, queries):
+        # the version seen while the read transaction holds SQLite's
+        # lock is of a committed state
+        cnx = kept.cnx
+        cnx.execute('BEGIN')
+        try:
+            found = [tuple(cnx.execute(*key).fetchall()) for key in queries]
+            return found, self._version(kept)
+        finally:
+            if cnx.in_transaction:
+                cnx.execute('ROLLBACK')     # a read: nothing to keep
 
     def _identity(self):
         try:
@@ -202,9 +236,11 @@ class SQLiteReader(object):
                 from None
         return found.st_dev, found.st_ino
 
-    def _connect(self):
+    def _connect(self, timeout=0):
+        """A connection; SQLite's busy handler waits up to `timeout`
+        seconds (reads wait in `_fresh` instead)."""
         try:
-            return sqlite3.connect(self._uri, uri=True, timeout=self._timeout,
+            return sqlite3.connect(self._uri, uri=True, timeout=timeout,
                                    isolation_level=None,
                                    check_same_thread=False)
         except sqlite3.Error as e:
