@@ -61,9 +61,10 @@ EntryPoints = namedtuple('EntryPoints', 'check_password get_realm_hash '
 
 #: What check_password read for the login it accepted: the group check
 #: Apache runs next, on the same thread for the same request, decides
-#: with it instead of reading the account again. `rows`: the permission
-#: table, or None when it was not read along; `scope`: of the app
-#: password (see `_Provider._credential`).
+#: with it instead of reading the account again. `request`: the
+#: `request_id` and the user name as mod_wsgi passes it on; `rows`: the
+#: permission table, or None when it was not read along; `scope`: of the
+#: app password (see `_Provider._credential`).
 Checked = namedtuple('Checked', 'request name loaded attrs rows scope')
 
 
@@ -254,10 +255,13 @@ class _Provider(object):
         except Exception as e:
             self._fail(environ, 'login', e)
             return False
-        self._checked.last = Checked(request_id(environ), *checked[1:])
         # mod_wsgi encodes a returned name as UTF-8 itself (unlike group
-        # names, which it encodes as Latin-1: see `groups_for_user`)
-        return True if to_wire(name) == user else name
+        # names, which it encodes as Latin-1: see `groups_for_user`), and
+        # passes the group check that
+        wire = to_wire(name)
+        self._checked.last = checked._replace(
+            request=request_id(environ) + (wire,))
+        return True if wire == user else name
 
     def _credential(self, loaded, name, password, address, kinds,
                     permissions):
@@ -289,11 +293,13 @@ class _Provider(object):
         lines) gets it without the account and the permission rows,
         which it reads again, and with the app password's scope."""
         checked = getattr(self._checked, 'last', None)
-        if checked is None or checked.request != request_id(environ) or \
-                to_wire(checked.name) != user:
+        if checked is None or checked.request != request_id(environ) + (
+                user,):
             self._checked.last = None
             return None
-        self._checked.last = checked._replace(attrs=None, rows=None)
+        self._checked.last = Checked(checked.request, checked.name,
+                                     checked.loaded, None, None,
+                                     checked.scope)
         return checked
 
     def get_realm_hash(self, environ, user, realm):

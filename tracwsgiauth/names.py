@@ -23,6 +23,8 @@ def from_wire(text):
     Latin-1.  Text that is not a Latin-1 decoding of bytes (it has
     characters above U+00FF) is returned unchanged.
     """
+    if text.isascii():
+        return text     # the same bytes in Latin-1 and in UTF-8
     try:
         raw = text.encode('latin-1')
     except UnicodeEncodeError:

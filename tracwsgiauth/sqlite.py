@@ -183,9 +183,11 @@ class SQLiteReader(object):
         # written, or one a hot journal will undo, so it only tells
         # whether the remembered rows may still be used
         memo = kept.memo
-        if self._version(kept) == kept.version and \
-                all(key in memo for key in queries):
-            return [memo[key] for key in queries]
+        if self._version(kept) == kept.version:
+            try:
+                return [memo[key] for key in queries]
+            except KeyError:
+                pass            # a query not read since
         found, version = self._fresh(kept, queries)
         if version != kept.version or \
                 len(memo) + len(queries) > self.remember:
