@@ -269,8 +269,7 @@ def test_at_most_remember_results_are_kept():
     reader.remember = 3
     for key in 'abcd':
         reader.rows('SELECT v FROM t WHERE k=?', (key,))
-    [kept] = reader._idle
-    assert len(kept.memo) <= 3
+    assert len(reader._memo[1]) <= 3
     reader.rows('SELECT v FROM t WHERE k=?', ('d',))
     assert len(ran) == 4                   # d is still remembered
 
@@ -293,6 +292,46 @@ def test_every_kept_connection_sees_a_commit():
         reader._idle.insert(0, reader._idle.pop())   # the next one
     assert all(reader._read(each, [(query, ('a',))]) == [(('2',),)]
                for each in kept)
+
+
+@pytest.mark.parametrize('journal_mode', ['delete', 'wal'])
+def test_what_one_connection_read_another_uses_until_a_commit(
+        journal_mode):
+    """Under the header's counter, which every connection to the file
+    sees, rows are the reader's: a second connection (another thread's)
+    uses what the first read. A WAL connection's data_version is its
+    own: each reads for itself."""
+    path = os.path.join(public_dir(), 's.db')
+    writer = make_db(path)
+    writer.execute('PRAGMA journal_mode=%s' % journal_mode)
+    reader, ran = counting_reader(path)
+    query = [('SELECT v FROM t WHERE k=?', ('a',))]
+    kept = [_Kept(reader._connect(), reader._identity()) for _ in range(2)]
+    assert [reader._read(each, query) for each in kept] == [[(('1',),)]] * 2
+    assert len(ran) == (1 if journal_mode == 'delete' else 2)
+    writer.execute("UPDATE t SET v='2'")
+    writer.commit()
+    assert [reader._read(each, query) for each in kept] == [[(('2',),)]] * 2
+    assert len(ran) == (2 if journal_mode == 'delete' else 4)
+
+
+def test_rows_read_before_a_commit_never_pass_for_rows_after_it():
+    """Two threads read around a commit: the one that read before it
+    finishes last. Its rows stay labelled with the old counter, so the
+    next read after the commit reads again instead of using them."""
+    path = os.path.join(public_dir(), 'r.db')
+    writer = make_db(path)
+    reader, ran = counting_reader(path)
+    query = [('SELECT v FROM t WHERE k=?', ('a',))]
+    old, new = (_Kept(reader._connect(), reader._identity())
+                for _ in range(2))
+    stale = reader._fresh(old, query)       # read, not yet remembered
+    writer.execute("UPDATE t SET v='2'")
+    writer.commit()
+    assert reader._read(new, query) == [(('2',),)]
+    reader._remember(old, stale[1], dict(zip(query, stale[0], strict=True)))
+    assert reader._read(new, query) == [(('2',),)]
+    assert reader._read(old, query) == [(('2',),)]
 
 
 def test_rows_many_reads_every_query_after_one_look_at_the_database():

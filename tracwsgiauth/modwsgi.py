@@ -19,7 +19,7 @@ Every cache on the login path, and what makes it go stale:
 * the loaded rules (`_Provider._current`): trac.ini and the files it
   inherits, stamped by modification time; any change reloads them (and
   a reader of a database trac.ini no longer names is closed);
-* rows a kept SQLite connection read (`sqlite.SQLiteReader`): any commit
+* rows an SQLite reader read (`sqlite.SQLiteReader`): any commit
   to the database by anyone (the header's change counter, or ``PRAGMA
   data_version`` in WAL mode), or the file replaced or removed;
   PostgreSQL rows are never reused;

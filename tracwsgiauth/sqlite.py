@@ -5,13 +5,12 @@ authenticates.  Inside an Apache child each request arrives on another
 thread with cold CPU caches, and there Trac's connection pool, cursor
 wrappers and parameter rewriting cost about twice the query itself.
 This runs the same SELECT on plain `sqlite3` connections to the same
-file, kept for reuse by whichever thread comes next.  Each statement is
-its own read transaction, as with Trac's connections; writers are never
-blocked beyond one statement.
+file, kept for reuse by whichever thread comes next.  The queries of one
+check are one read transaction; writers are never blocked beyond it.
 
-Each kept connection also remembers the rows of the queries it ran, for
-as long as the database is unchanged.  Before answering from them it
-reads the file change counter of the database header (offset 24), which
+The reader also remembers the rows of the queries it ran, for as long
+as the database is unchanged.  Before answering from them it reads the
+file change counter of the database header (offset 24), which
 every commit in SQLite's rollback-journal modes increments, and which
 SQLite itself checks before it reuses its own page cache: one ``pread``
 instead of a read transaction.  Rows read afresh are read in one read
@@ -19,9 +18,11 @@ transaction and remembered under the counter read again while it holds
 SQLite's lock (the counter seen without it may belong to a commit that
 a hot journal undoes).  A database in WAL mode (header byte 18
 is 2) does not count commits there; SQLite is asked in a read
-transaction of its own instead (``PRAGMA data_version``).  Any commit by
-any connection -- a new password, a lock, a removed user, or any other
-write to the database -- makes the next query read the tables again.
+transaction of its own instead (``PRAGMA data_version``), and each
+connection remembers for itself.  Any commit by any connection -- a new
+password, a lock, a removed user, or any other write to the database --
+makes the next query read the tables again.  While a writer holds
+SQLite's lock, that read waits in steps of 0.1 ms and more (`_fresh`).
 """
 
 import os
@@ -59,8 +60,8 @@ def _header_fd(path, file):
 
 
 def change_counter(path, file):
-    """('counter', n) of the database header of the file `file` at
-    `path` when it counts commits (rollback journal), else None (WAL,
+    """('counter', file, n) of the database header of the file `file`
+    at `path` when it counts commits (rollback journal), else None (WAL,
     an empty file, a file replaced meanwhile)."""
     fd = _header_fd(path, file)
     if fd is None:
@@ -68,7 +69,7 @@ def change_counter(path, file):
     head = os.pread(fd, 28, 0)
     if len(head) < 28 or head[18] != 1:
         return None
-    return 'counter', int.from_bytes(head[24:28], 'big')
+    return 'counter', file, int.from_bytes(head[24:28], 'big')
 
 
 def _busy(error):
@@ -80,16 +81,20 @@ def _busy(error):
     return str(error).startswith('database is locked')
 
 
-class _Kept(object):
-    """A connection waiting for reuse, with what it read."""
+#: Rows remembered: (version of the database they were read at,
+#: {(sql, args): rows}); replaced, never changed, for another version.
+NOTHING = (None, {})
 
-    __slots__ = ('cnx', 'file', 'version', 'memo')
+
+class _Kept(object):
+    """A connection waiting for reuse, with what it read in WAL mode."""
+
+    __slots__ = ('cnx', 'file', 'memo')
 
     def __init__(self, cnx, file):
         self.cnx = cnx
         self.file = file        # (st_dev, st_ino) when it was opened
-        self.version = None     # the database's version when memo was valid
-        self.memo = {}          # (sql, args) -> rows
+        self.memo = NOTHING
 
 
 class SQLiteReader(object):
@@ -103,9 +108,11 @@ class SQLiteReader(object):
     descriptor and its own copy of the schema (about 200 KB), and one
     Apache process may serve many environments with dozens of threads.
     A connection a burst of concurrent checks needed beyond that is
-    closed when it is done.  Each remembers the rows of at most
-    `remember` distinct queries (the accounts of that many users), and
-    forgets them all when the database changes.
+    closed when it is done.  The rows of at most `remember` distinct
+    queries (the accounts of that many users) are remembered, and all
+    forgotten when the database changes: by the reader for all its
+    connections (the header's counter is the same for each), or in WAL
+    mode by each connection (its ``data_version`` is its own).
     """
 
     keep = 5
@@ -122,6 +129,7 @@ class SQLiteReader(object):
         self._timeout = timeout
         self._idle = []    # of _Kept; list.append and list.pop are
                            # atomic: no lock needed
+        self._memo = NOTHING    # for every connection (see `_remember`)
 
     def rows(self, sql, args=()):
         """All rows of one query (a tuple), as the database is now."""
@@ -182,19 +190,34 @@ class SQLiteReader(object):
         # a look without SQLite's locks: it may show a commit still being
         # written, or one a hot journal will undo, so it only tells
         # whether the remembered rows may still be used
-        memo = kept.memo
-        if self._version(kept) == kept.version:
+        version = self._version(kept)
+        seen, memo = self._memo if version[0] == 'counter' else kept.memo
+        if version == seen:
             try:
                 return [memo[key] for key in queries]
             except KeyError:
                 pass            # a query not read since
         found, version = self._fresh(kept, queries)
-        if version != kept.version or \
-                len(memo) + len(queries) > self.remember:
-            memo.clear()
-            kept.version = version
-        memo.update({key: found[i] for i, key in enumerate(queries)})
+        self._remember(kept, version,
+                       {key: found[i] for i, key in enumerate(queries)})
         return found
+
+    def _remember(self, kept, version, rows):
+        """Keep `rows`, read at `version`, for reads at that version: for
+        every connection under a header counter, else for `kept`'s. A
+        version's rows are only ever added to; another version gets a
+        holder of its own, swapped in whole, so that a thread that read
+        an older version meanwhile never labels its rows with a newer
+        one (it may swap the older one back: the next read reads
+        again)."""
+        shared = version[0] == 'counter'
+        seen, memo = self._memo if shared else kept.memo
+        if version == seen and len(memo) + len(rows) <= self.remember:
+            memo.update(rows)
+        elif shared:
+            self._memo = (version, rows)
+        else:
+            kept.memo = (version, rows)
 
     def _fresh(self, kept, queries):
         """(rows of `queries`, the version they are of), read in one read
