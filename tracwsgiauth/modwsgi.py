@@ -239,7 +239,7 @@ class _Provider(object):
                               'not a user name')
                 return None
             try:
-                found, checked = self._credential(
+                found, attrs, rows, scope = self._credential(
                     loaded, name, from_wire(password), address,
                     _kinds(loaded.ini, repository),
                     repository or loaded.reader.remembers)
@@ -259,13 +259,14 @@ class _Provider(object):
         # names, which it encodes as Latin-1: see `groups_for_user`), and
         # passes the group check that
         wire = to_wire(name)
-        self._checked.last = checked._replace(
-            request=request_id(environ) + (wire,))
+        self._checked.last = Checked(request_id(environ) + (wire,), name,
+                                     loaded, attrs, rows, scope)
         return True if wire == user else name
 
     def _credential(self, loaded, name, password, address, kinds,
                     permissions):
-        """(what `login.Login` answers for the password, its `Checked`):
+        """(what `login.Login` answers for the password, the account,
+        the permission rows or None, the app password's scope or None):
         an app password by its form, where the location takes them, else
         the account password. The account, the app password's row and,
         with `permissions`, the permission table are read together (one
@@ -273,17 +274,16 @@ class _Provider(object):
         parsed = apptokens.parse(password) if 'app' in kinds else None
         attrs, token, rows = tables.for_login(
             loaded.reader, name, parsed[0] if parsed else None, permissions)
-        checked = Checked(None, name, loaded, attrs, rows, None)
         if token is not None:
             scope = loaded.login.authenticate_app(name, password, token,
                                                   address, attrs)
             if scope:
                 loaded.guard.touch(loaded.reader, parsed[0], token, address)
-            return bool(scope), checked._replace(scope=scope or None)
+            return bool(scope), attrs, rows, scope or None
         if 'account' not in kinds:
-            return False, checked
+            return False, attrs, rows, None
         return loaded.login.authenticate(name, password, address,
-                                         attrs), checked
+                                         attrs), attrs, rows, None
 
     def accepted(self, environ, user):
         """The `Checked` of this request's login, when check_password
