@@ -190,7 +190,12 @@ class SQLiteReader(object):
         # a look without SQLite's locks: it may show a commit still being
         # written, or one a hot journal will undo, so it only tells
         # whether the remembered rows may still be used
-        version = self._version(kept)
+        try:
+            version = self._version(kept)
+        except sqlite3.OperationalError as e:
+            if not _busy(e):
+                raise
+            version = ('busy',)     # WAL, locked: read afresh, which waits
         seen, memo = self._memo if version[0] == 'counter' else kept.memo
         if version == seen:
             try:
