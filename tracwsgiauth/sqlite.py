@@ -12,7 +12,8 @@ The reader also remembers the rows of the queries it ran, for as long
 as the database is unchanged.  Before answering from them it reads the
 file change counter of the database header (offset 24), which
 every commit in SQLite's rollback-journal modes increments, and which
-SQLite itself checks before it reuses its own page cache: one ``pread``
+SQLite itself checks before it reuses its own page cache, with the file's
+modification time (`change_counter`): one ``pread`` and one ``fstat``
 instead of a read transaction.  Rows read afresh are read in one read
 transaction and remembered under the counter read again while it holds
 SQLite's lock (the counter seen without it may belong to a commit that
@@ -60,16 +61,21 @@ def _header_fd(path, file):
 
 
 def change_counter(path, file):
-    """('counter', file, n) of the database header of the file `file`
-    at `path` when it counts commits (rollback journal), else None (WAL,
-    an empty file, a file replaced meanwhile)."""
+    """('counter', ...) of the file `file` at `path` when its header
+    counts commits (rollback journal), else None (WAL, an empty file, a
+    file replaced meanwhile): the 16 bytes SQLite compares before it
+    reuses its page cache (the change counter, the page count, the
+    freelist), and the file's modification time and size. A backup
+    copied over the file in place takes the counter back; one commit
+    later it may read as before the restore, but the time does not."""
     fd = _header_fd(path, file)
     if fd is None:
         return None
-    head = os.pread(fd, 28, 0)
-    if len(head) < 28 or head[18] != 1:
+    head = os.pread(fd, 40, 0)
+    if len(head) < 40 or head[18] != 1:
         return None
-    return 'counter', file, int.from_bytes(head[24:28], 'big')
+    found = os.fstat(fd)
+    return 'counter', file, head[24:40], found.st_mtime_ns, found.st_size
 
 
 def _busy(error):
@@ -86,15 +92,26 @@ def _busy(error):
 NOTHING = (None, {})
 
 
+def _stale_cache(before, now):
+    """Whether SQLite may have answered a read at version `now` from
+    pages it cached at `before`, the connection's previous read: the
+    header reads the same (all SQLite compares), but the file was
+    written since (a backup copied over it in place, then as many
+    commits as it undid)."""
+    return before is not None and before[0] == 'counter' and \
+        before[:3] == now[:3] and before != now
+
+
 class _Kept(object):
     """A connection waiting for reuse, with what it read in WAL mode."""
 
-    __slots__ = ('cnx', 'file', 'memo')
+    __slots__ = ('cnx', 'file', 'memo', 'read_at')
 
     def __init__(self, cnx, file):
         self.cnx = cnx
         self.file = file        # (st_dev, st_ino) when it was opened
         self.memo = NOTHING
+        self.read_at = None     # the version of its last read
 
 
 class SQLiteReader(object):
@@ -203,6 +220,11 @@ class SQLiteReader(object):
             except KeyError:
                 pass            # a query not read since
         found, version = self._fresh(kept, queries)
+        if _stale_cache(kept.read_at, version):
+            kept.cnx.close()        # its cache is of another file's state
+            kept.cnx = self._connect()
+            found, version = self._fresh(kept, queries)
+        kept.read_at = version
         self._remember(kept, version,
                        {key: found[i] for i, key in enumerate(queries)})
         return found
