@@ -68,32 +68,6 @@ def test_a_long_writer_times_out_and_the_connection_is_dropped():
     assert reader.rows('SELECT v FROM t') == (('1',),)
 
 
-def test_a_read_waits_for_a_writer_and_gets_what_it_committed():
-    path = os.path.join(public_dir(), 'wait.db')
-    make_db(path).close()
-    writer = sqlite3.connect(path, check_same_thread=False)
-    reader = SQLiteReader(path, timeout=10)
-    writer.execute('BEGIN EXCLUSIVE')
-    writer.execute("UPDATE t SET v='2'")
-    later = threading.Timer(0.3, writer.commit)
-    later.start()
-    try:
-        assert reader.rows('SELECT v FROM t') == (('2',),)
-    finally:
-        later.join()
-
-
-def test_a_wait_for_a_writer_ends_with_the_timeout():
-    path = os.path.join(public_dir(), 'timeout.db')
-    writer = make_db(path)
-    reader = SQLiteReader(path, timeout=0.2)
-    writer.execute('BEGIN EXCLUSIVE')
-    with pytest.raises(sqlite3.OperationalError, match='locked'):
-        reader.rows('SELECT v FROM t')
-    writer.rollback()
-    assert reader.rows('SELECT v FROM t') == (('1',),)
-
-
 def test_threads_share_a_few_connections():
     path = os.path.join(public_dir(), 't.db')
     make_db(path).close()
