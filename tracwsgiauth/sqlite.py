@@ -60,21 +60,22 @@ def _header_fd(path, file):
     return fd
 
 
-def change_counter(path, file):
+def change_counter(path, file, stat=None):
     """('counter', ...) of the file `file` at `path` when its header
     counts commits (rollback journal), else None (WAL, an empty file, a
     file replaced meanwhile): the 16 bytes SQLite compares before it
     reuses its page cache (the change counter, the page count, the
     freelist), and the file's modification time and size. A backup
     copied over the file in place takes the counter back; one commit
-    later it may read as before the restore, but the time does not."""
+    later it may read as before the restore, but the time does not.
+    `stat`: of `file`, taken just before, else it is taken now."""
     fd = _header_fd(path, file)
     if fd is None:
         return None
     head = os.pread(fd, 40, 0)
     if len(head) < 40 or head[18] != 1:
         return None
-    found = os.fstat(fd)
+    found = stat or os.fstat(fd)
     return 'counter', file, head[24:40], found.st_mtime_ns, found.st_size
 
 
@@ -155,7 +156,8 @@ class SQLiteReader(object):
     def rows_many(self, queries):
         """The rows of each (sql, args) of `queries`, all as the database
         is now: one look at whether it changed for all of them."""
-        file = self._identity()
+        found = self._stat()
+        file = found.st_dev, found.st_ino
         while True:
             try:
                 kept = self._idle.pop()
@@ -166,7 +168,7 @@ class SQLiteReader(object):
                 break
             kept.cnx.close()    # reads a file no longer at `path`
         try:
-            rows = self._read(kept, queries)
+            rows = self._read(kept, queries, found)
         except BaseException:
             kept.cnx.close()    # a connection that failed is never reused
             raise
@@ -196,19 +198,20 @@ class SQLiteReader(object):
             cnx.close()
         return result
 
-    def _version(self, kept):
+    def _version(self, kept, stat=None):
         """What changes with every commit: the header's counter, or in
         WAL mode the connection's ``PRAGMA data_version``."""
-        return change_counter(self.path, kept.file) or (
+        return change_counter(self.path, kept.file, stat) or (
             'data_version',
             kept.cnx.execute('PRAGMA data_version').fetchone()[0])
 
-    def _read(self, kept, queries):
+    def _read(self, kept, queries, stat=None):
         # a look without SQLite's locks: it may show a commit still being
         # written, or one a hot journal will undo, so it only tells
-        # whether the remembered rows may still be used
+        # whether the remembered rows may still be used (`stat`: the
+        # file's, which rows_many has just taken to tell it is the same)
         try:
-            version = self._version(kept)
+            version = self._version(kept, stat)
         except sqlite3.OperationalError as e:
             if not _busy(e):
                 raise
@@ -279,13 +282,16 @@ class SQLiteReader(object):
             if cnx.in_transaction:
                 cnx.execute('ROLLBACK')     # a read: nothing to keep
 
-    def _identity(self):
+    def _stat(self):
         try:
-            found = os.stat(self.path)
+            return os.stat(self.path)
         except OSError as e:
             raise sqlite3.OperationalError('cannot read the database: %s: %s'
                                            % (e.strerror, self.path)) \
                 from None
+
+    def _identity(self):
+        found = self._stat()
         return found.st_dev, found.st_ino
 
     def _connect(self, timeout=0):
