@@ -79,7 +79,8 @@ class AuthStore(Component):
 
     cache_ttl = IntOption(SECTION, 'cache_ttl', DEFAULTS['cache_ttl'],
         doc="""Seconds a verified credential is remembered (see
-        `cache_size`).""")
+        `cache_size`); while the database is unchanged, a repeated right
+        login is answered from memory for no longer either.""")
 
     connect_timeout = IntOption(
         SECTION, 'connect_timeout', DEFAULTS['connect_timeout'],

@@ -34,6 +34,10 @@ TOUCH = ("UPDATE wsgiauth_app_password SET last_used=%s, last_address=%s "
          "WHERE id=%s AND (last_used IS NULL OR last_used < %s)")
 
 
+#: Seconds between two writes of an app password's "last used".
+TOUCH_EVERY = 60
+
+
 def looks_like(password):
     """Whether a password has the form of an app password."""
     return password.startswith(PREFIX)

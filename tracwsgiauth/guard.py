@@ -25,14 +25,11 @@ import time
 
 from . import audit, tables
 from .audit import warn
-from .apptokens import TOUCH
+from .apptokens import TOUCH, TOUCH_EVERY
 from .lockout import LOCK_ATTRIBUTES, attempts
 from .login import DEFAULTS
 from .addresses import AddressReports
 from .throttle import Throttle
-
-#: Seconds between two writes of an app password's "last used".
-TOUCH_EVERY = 60
 
 #: While an account is locked, its failures (which only prolong the
 #: lock) are written at most once in this many seconds per process.

@@ -97,6 +97,11 @@ class VerifiedCache(object):
             self._entries.move_to_end(key)
             return True
 
+    def left(self, scope, name, stored, password, ttl):
+        """Seconds the triple stays remembered, 0 when it is not."""
+        added = self._entries.get(self._key(scope, name, stored, password))
+        return 0 if added is None else max(0, added + ttl - time.monotonic())
+
     def add(self, scope, name, stored, password, size):
         key = self._key(scope, name, stored, password)
         with self._lock:
@@ -212,6 +217,17 @@ class Login(object):
             return False
         self.check_state(attrs)
         return token['scope']
+
+    def remembered_for(self, name, password, attrs, token=None):
+        """Seconds the verification of `password` -- the account's, as
+        `attrs` store it, or the app password of row `token` -- stays
+        remembered (``cache_ttl``); 0 when it is not."""
+        s = self.settings
+        if token is not None:
+            return verified_apps.left(s.scope, name, token['hash'],
+                                      password, s.cache_ttl)
+        return verified.left(s.scope, name, attrs.get('password') or '',
+                             password, s.cache_ttl)
 
     def realm_hash(self, name, realm):
         """The htdigest hash of a user for `realm`, or None."""

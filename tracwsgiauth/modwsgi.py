@@ -23,6 +23,10 @@ Every cache on the login path, and what makes it go stale:
   to the database by anyone (the header's change counter, or ``PRAGMA
   data_version`` in WAL mode), or the file replaced or removed;
   PostgreSQL rows are never reused;
+* accepted logins (`outcomes.Outcomes`): keyed by a MAC of the
+  credential as the client sent it, while the SQLite header reads the
+  same (never on PostgreSQL or in WAL mode), for at most as long as the
+  verified credential below or its app password;
 * what check_password read for a login it accepted (`Checked`): used by
   the group check Apache runs next for the same request, on the same
   thread (same client address and port, method and URI, user), once;
@@ -64,8 +68,15 @@ EntryPoints = namedtuple('EntryPoints', 'check_password get_realm_hash '
 #: with it instead of reading the account again. `request`: the
 #: `request_id` and the user name as mod_wsgi passes it on; `rows`: the
 #: permission table, or None when it was not read along; `scope`: of the
-#: app password (see `_Provider._credential`).
-Checked = namedtuple('Checked', 'request name loaded attrs rows scope')
+#: app password (see `_Provider._credential`); `refusal`: why the
+#: account may be in no group, or None (`login.Login.group_refusal`).
+Checked = namedtuple('Checked',
+                     'request name loaded attrs rows scope refusal')
+
+#: A login check_password accepted: the canonical user name, and as
+#: mod_wsgi passes it on (`wire`); what was read for it (see `Checked`).
+#: Remembered while the database reads the same (`outcomes`).
+Accepted = namedtuple('Accepted', 'name wire attrs rows scope refusal')
 
 
 _providers = {}
@@ -227,50 +238,67 @@ class _Provider(object):
         self._checked.last = None
         try:
             loaded = self._current()
-            login, guard = loaded.login, loaded.guard
             address = client_address(environ.get('REMOTE_ADDR'))
-            if guard.refused(address):
-                guard.failure(environ, from_wire(user), None, address,
-                              'address throttled')
+            if loaded.guard.refused(address):
+                loaded.guard.failure(environ, from_wire(user), None,
+                                     address, 'address throttled')
                 return False
-            name = login.canonical(from_wire(user))
-            if name is None:
-                guard.failure(environ, from_wire(user), None, address,
-                              'not a user name')
-                return None
-            try:
-                found, attrs, rows, scope = self._credential(
-                    loaded, name, from_wire(password), address,
-                    _kinds(loaded.ini, repository),
-                    repository or loaded.reader.remembers)
-            except Refused as e:
-                guard.failure(environ, from_wire(user), name, address,
-                              str(e))
-                return False
-            if not found:
-                guard.failure(environ, from_wire(user), name, address,
-                              'wrong password' if found is False
-                              else 'unknown user')
-                return found
+            key = loaded.outcomes.key(user, password, repository)
+            version = loaded.reader.version()   # before anything is read
+            accepted = loaded.outcomes.get(key, version)
+            if accepted is None:
+                accepted, token = self._login(environ, loaded, user,
+                                              password, address, repository)
+                if not accepted:
+                    return accepted
+                loaded.outcomes.put(key, version, accepted,
+                                    from_wire(password), accepted.attrs,
+                                    token)
         except Exception as e:
             self._fail(environ, 'login', e)
             return False
+        self._checked.last = Checked(
+            request_id(environ) + (accepted.wire,), accepted.name, loaded,
+            accepted.attrs, accepted.rows, accepted.scope, accepted.refusal)
+        return True if accepted.wire == user else accepted.name
+
+    def _login(self, environ, loaded, user, password, address, repository):
+        """(`Accepted`, the app password's row or None) when the login is
+        right, else (None: no such user, or False: refused; None), then
+        counted against the client's address (`guard`)."""
+        guard, sent = loaded.guard, from_wire(user)
+        name = loaded.login.canonical(sent)
+        if name is None:
+            guard.failure(environ, sent, None, address, 'not a user name')
+            return None, None
+        try:
+            found, attrs, rows, token = self._credential(
+                loaded, name, from_wire(password), address,
+                _kinds(loaded.ini, repository),
+                repository or loaded.reader.remembers)
+        except Refused as e:
+            guard.failure(environ, sent, name, address, str(e))
+            return False, None
+        if not found:
+            guard.failure(environ, sent, name, address,
+                          'wrong password' if found is False
+                          else 'unknown user')
+            return found, None
         # mod_wsgi encodes a returned name as UTF-8 itself (unlike group
         # names, which it encodes as Latin-1: see `groups_for_user`), and
         # passes the group check that
-        wire = to_wire(name)
-        self._checked.last = Checked(request_id(environ) + (wire,), name,
-                                     loaded, attrs, rows, scope)
-        return True if wire == user else name
+        scope = found if token is not None else None
+        return Accepted(name, to_wire(name), attrs, rows, scope,
+                        loaded.login.group_refusal(name, attrs)), token
 
     def _credential(self, loaded, name, password, address, kinds,
                     permissions):
-        """(what `login.Login` answers for the password, the account,
-        the permission rows or None, the app password's scope or None):
-        an app password by its form, where the location takes them, else
-        the account password. The account, the app password's row and,
-        with `permissions`, the permission table are read together (one
-        look at the database)."""
+        """(what `login.Login` answers for the password -- for an app
+        password its scope --, the account, the permission rows or None,
+        the app password's row or None): an app password by its form,
+        where the location takes them, else the account password. The
+        account, the app password's row and, with `permissions`, the
+        permission table are read together (one look at the database)."""
         parsed = apptokens.parse(password) if 'app' in kinds else None
         attrs, token, rows = tables.for_login(
             loaded.reader, name, parsed[0] if parsed else None, permissions)
@@ -279,7 +307,7 @@ class _Provider(object):
                                                   address, attrs)
             if scope:
                 loaded.guard.touch(loaded.reader, parsed[0], token, address)
-            return bool(scope), attrs, rows, scope or None
+            return scope or False, attrs, rows, token
         if 'account' not in kinds:
             return False, attrs, rows, None
         return loaded.login.authenticate(name, password, address,
@@ -299,7 +327,7 @@ class _Provider(object):
             return None
         self._checked.last = Checked(checked.request, checked.name,
                                      checked.loaded, None, None,
-                                     checked.scope)
+                                     checked.scope, None)
         return checked
 
     def get_realm_hash(self, environ, user, realm):
@@ -339,13 +367,12 @@ class _Provider(object):
             attrs, _, rows = tables.for_login(loaded.reader, name,
                                               permissions=True)
             checked = Checked(None, name, loaded, attrs, rows,
-                              checked.scope if checked else None)
+                              checked.scope if checked else None,
+                              loaded.login.group_refusal(name, attrs))
         elif checked.rows is None:
             checked = checked._replace(
                 rows=tables.permissions(checked.loaded.reader))
-        if checked.loaded.login.group_refusal(checked.name, checked.attrs):
-            return None
-        return checked
+        return None if checked.refusal else checked
 
     def groups_for_user(self, environ, user):
         """The Trac permission groups of `user` (an empty list denies),

@@ -186,6 +186,11 @@ class PostgresReader(object):
         self._begin_write = self._begin.replace('BEGIN READ ONLY;', 'BEGIN;')
         self._idle = []    # list.append and list.pop are atomic: no lock
 
+    def version(self):
+        """None: PostgreSQL's commits cannot be told without a query, so
+        nothing read is remembered (see `sqlite.SQLiteReader.version`)."""
+        return None
+
     def rows(self, sql, args=()):
         """All rows of one query (a tuple of tuples), as the database is
         now, read in the environment's schema."""

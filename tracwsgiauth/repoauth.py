@@ -41,7 +41,7 @@ from .login import DEFAULTS
 from .modwsgi import EntryPoints, in_daemon_process, provider_for, \
     request_id
 from .names import from_wire
-from .repos import GRANTED, READ, action, locate
+from .repos import GRANTED, READ, action, located, longest_first
 
 #: The authz files Trac's permission policies read: (section, option).
 AUTHZ_FILES = (('authz_policy', 'authz_file'), ('svn', 'authz_file'))
@@ -73,12 +73,13 @@ def _mtime(path):
         return None
 
 
-def request_of(environ, urls):
+def request_of(environ, ordered):
     """(Trac repository name, READ or WRITE) of a request, given the
-    repository `prefixes`; LookupError when it is below none of them."""
+    repository `prefixes` in `repos.longest_first` order; LookupError
+    when it is below none of them."""
     path = from_wire(environ.get('SCRIPT_NAME', '') +
                      environ.get('PATH_INFO', ''))
-    found = locate(path, urls)
+    found = located(path, ordered)
     if found is None:
         raise LookupError('%s is below neither [wsgiauth] svn_url nor '
                           'git_url' % path[:200])
@@ -100,24 +101,23 @@ class RepositoryGate(object):
         self._failed = threading.local()
 
     def _settings(self, ini):
-        """The repository prefixes and the authz files of trac.ini, read
-        once per version of it."""
+        """The repository prefixes (`repos.longest_first`) and the authz
+        files of trac.ini, read once per version of it."""
         seen, urls, files = self._read_from
         if seen is not ini:
-            urls = prefixes(ini)
+            urls = longest_first(prefixes(ini))
             files = tuple(path for path in (ini.getpath(*option)
                                             for option in AUTHZ_FILES)
                           if path)
             self._read_from = (ini, urls, files)
         return urls, files
 
-    def allowed(self, loaded, user, name, what, rows):
+    def allowed(self, loaded, files, user, name, what, rows):
         """Whether Trac lets `user` (canonical, or 'anonymous') `what`
         (READ or WRITE) the repository `name`, remembered while the
-        permission table reads `rows` and the authz files are unchanged
+        permission table reads `rows` and the authz `files` are unchanged
         (see the module)."""
-        files = self._settings(loaded.ini)[1]
-        stamp = (rows, tuple(_mtime(path) for path in files))
+        stamp = (rows, tuple(map(_mtime, files)))
         key = ('repository', user, name, what)
         answer = loaded.answers.get(key, stamp)
         if answer is None:
@@ -139,11 +139,12 @@ class RepositoryGate(object):
         self._failed.request = None
         try:
             loaded = self.provider._current()
-            name, what = request_of(environ, self._settings(loaded.ini)[0])
+            urls, files = self._settings(loaded.ini)
+            name, what = request_of(environ, urls)
             if what != READ:
                 return False
             rows = tables.permissions(loaded.reader)
-            return self.allowed(loaded, 'anonymous', name, what, rows)
+            return self.allowed(loaded, files, 'anonymous', name, what, rows)
         except Exception as e:
             self._failed.request = request_id(environ)
             self.provider._fail(environ, 'repository access', e)
@@ -155,12 +156,12 @@ class RepositoryGate(object):
             member = self.provider.member(environ, user)
             if member is None:
                 return []
-            repository, what = request_of(
-                environ, self._settings(member.loaded.ini)[0])
+            urls, files = self._settings(member.loaded.ini)
+            repository, what = request_of(environ, urls)
             if what != READ and member.scope == 'read':
                 return []           # a read-only app password
-            if self.allowed(member.loaded, member.name, repository, what,
-                            member.rows):
+            if self.allowed(member.loaded, files, member.name, repository,
+                            what, member.rows):
                 return [GRANTED]
             return []
         except Exception as e:

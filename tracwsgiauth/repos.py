@@ -58,17 +58,28 @@ def git_action(method, rest, query):
     return READ if method in ('GET', 'HEAD') else WRITE
 
 
+def longest_first(prefixes):
+    """`prefixes` (kind -> URL path) as (kind, path without a final
+    slash) pairs, the longest first: the order `located` tries them in."""
+    stripped = [(kind, prefix.rstrip('/')) for kind, prefix in
+                prefixes.items()]
+    return tuple(sorted(stripped, key=lambda kp: -len(kp[1])))
+
+
 def locate(path, prefixes):
     """(kind, Trac repository name, rest of the path) of a request path
     (Apache's decoded URI) below one of `prefixes` (kind -> URL path,
     e.g. ``{'svn': '/svn', 'git': '/git'}``), or None."""
-    for kind, prefix in sorted(prefixes.items(), key=lambda kp: -len(kp[1])):
-        prefix = prefix.rstrip('/')
-        if not prefix or not path.startswith(prefix + '/'):
-            continue
-        segment, slash, rest = path[len(prefix) + 1:].partition('/')
-        if segment:
-            return kind, trac_name(segment), slash + rest
+    return located(path, longest_first(prefixes))
+
+
+def located(path, ordered):
+    """`locate`, given the prefixes in `longest_first` order."""
+    for kind, prefix in ordered:
+        if prefix and path.startswith(prefix + '/'):
+            segment, slash, rest = path[len(prefix) + 1:].partition('/')
+            if segment:
+                return kind, trac_name(segment), slash + rest
     return None
 
 

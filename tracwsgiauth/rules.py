@@ -8,6 +8,7 @@ from . import policy, tables, tracini
 from .guard import guard_for
 from .hosts import HostRules
 from .login import DEFAULTS, Login, TypicalHash, dummy_hash, read_settings
+from .outcomes import Outcomes
 
 #: The component whose enabling in [components] turns the plugin on.
 COMPONENT = 'tracwsgiauth.accounts.AuthStore'
@@ -21,7 +22,8 @@ class NotEnabled(Exception):
 Rules = namedtuple('Rules', 'login reader hosts timeout guard')
 
 #: What a login needs of one loaded environment.
-Loaded = namedtuple('Loaded', 'ini answers ' + ' '.join(Rules._fields))
+Loaded = namedtuple('Loaded', 'ini answers outcomes ' +
+                    ' '.join(Rules._fields))
 
 
 def rules_for(env_path, config, pooled=True):
@@ -56,5 +58,6 @@ def load(env_path, pooled):
     if not ini.enabled(COMPONENT):
         raise NotEnabled('tracwsgiauth is not enabled in [components] '
                          'of trac.ini')
+    rules = rules_for(env_path, ini, pooled)
     return Loaded(ini, policy.Remembered(),
-                   *rules_for(env_path, ini, pooled))
+                  Outcomes(rules.login), *rules)

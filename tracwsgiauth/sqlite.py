@@ -178,6 +178,19 @@ class SQLiteReader(object):
             kept.cnx.close()
         return rows
 
+    def version(self):
+        """What changes with every commit to the database, read without
+        SQLite's lock, for what is remembered of its rows (`outcomes`):
+        the header's version (`change_counter`), or None where it does
+        not count commits (WAL mode). A caller takes it before it reads
+        the rows: a commit meanwhile makes the next look differ."""
+        found = self._stat()
+        try:
+            return change_counter(self.path, (found.st_dev, found.st_ino),
+                                  found)
+        except OSError:
+            return None     # the read that follows says what is wrong
+
     def write(self, work):
         """`work(run)` in one write transaction that waits for every
         other writer (``BEGIN IMMEDIATE``), committed when it returns:

@@ -135,6 +135,7 @@ class TracIni(object):
     def __init__(self, found):
         self.files = [path for path, _, _ in found]
         self.stamp = [stamp for _, stamp, _ in found]
+        self._watched = [(path, stamp) for path, stamp, _ in found]
         self._parsers = [parser for _, _, parser in found
                          if parser is not None]
         self._rules = None
@@ -143,7 +144,14 @@ class TracIni(object):
         """Whether any file's modification time differs from `stamp` now:
         a file was written, appeared or went (a file that cannot be
         stat'ed counts as missing, as for Trac). One `os.stat` per file."""
-        return [_mtime(_stat(path)) for path in self.files] != self.stamp
+        for path, stamp in self._watched:
+            try:
+                if os.stat(path).st_mtime_ns != stamp:
+                    return True
+            except (OSError, ValueError):
+                if stamp is not None:
+                    return True
+        return False
 
     def sections(self):
         """The sections of all files, sorted (Trac's ``sections()``

@@ -1,0 +1,88 @@
+"""Accepted logins remembered while the database reads the same, with no
+Trac import.
+
+A repository client sends the same credential with every one of the
+hundreds of requests of an ``svn checkout``. Checking it means reading
+the account and verifying the password (remembered by
+`login.VerifiedCache`), then the account's state -- work that gives the
+same answer as long as nothing in the database changed. `Outcomes`
+keeps that answer, keyed by a MAC of what the client sent, under the
+version of the database it was read at (`sqlite.SQLiteReader.version`):
+any commit by anyone -- a new password, a lock, a removed user, a
+permission -- is a new version, and the next request checks afresh.
+
+Only accepted logins are kept, and not:
+
+* where the database cannot tell its version cheaply (PostgreSQL, SQLite
+  in WAL mode): every login is checked;
+* where verified credentials are not remembered (``[wsgiauth]
+  cache_size`` or ``cache_ttl`` below 1);
+* for an account with failed logins counted, which a right login ends
+  (a write that must not be skipped).
+
+An entry lives no longer than the verification of its password is
+remembered (``cache_ttl`` after the hash was computed), its app password
+is valid, or its app password may go without its "last used" being
+written.
+Refusals are never kept: each is checked, counted and delayed.
+"""
+
+import hashlib
+import os
+import time
+
+from .apptokens import TOUCH_EVERY
+from .lockout import LOCK_ATTRIBUTES
+
+
+class Outcomes(object):
+    """The accepted logins of one environment as its trac.ini is now
+    (`login`: its `login.Login`), remembered (see the module)."""
+
+    size = 1000
+
+    def __init__(self, login):
+        self._login = login
+        self._secret = os.urandom(32)
+        self._entries = {}
+
+    def key(self, user, password, kind):
+        """What stands for a credential as the client sent it (never the
+        password itself) at a location of `kind`."""
+        data = '%s\0%s\0%s' % (user, password, kind)
+        return hashlib.blake2b(data.encode('utf-8', 'surrogatepass'),
+                               key=self._secret, digest_size=32).digest()
+
+    def get(self, key, version):
+        """The outcome remembered for `key` at database `version`, or
+        None."""
+        found = self._entries.get(key)
+        if found is None or found[0] != version or \
+                found[1] <= time.monotonic():
+            return None
+        return found[2]
+
+    def put(self, key, version, outcome, password, attrs, token=None):
+        """Remember `outcome` of the login of `outcome.name` accepted for
+        `password` (the account's, or the app password of row `token`)
+        whose account read `attrs` at database `version`, where the
+        module allows it."""
+        lifetime = self._lifetime(outcome.name, password, attrs, token)
+        if version is None or lifetime <= 0:
+            return
+        if len(self._entries) >= self.size:
+            self._entries.clear()
+        self._entries[key] = (version, time.monotonic() + lifetime, outcome)
+
+    def _lifetime(self, name, password, attrs, token):
+        if self._login.settings.lock.max_count > 0 and any(
+                attribute in attrs for attribute in LOCK_ATTRIBUTES):
+            return 0
+        lifetime = self._login.remembered_for(name, password, attrs, token)
+        if token is not None:
+            now = time.time()
+            lifetime = min(lifetime, (token['last_used'] or 0) +
+                           TOUCH_EVERY - now)
+            if token['expires']:
+                lifetime = min(lifetime, token['expires'] - now)
+        return lifetime
