@@ -215,7 +215,29 @@ def test_the_password_is_not_kept():
     path = site()
     entry = for_environment(path)
     assert logins(entry, 'alice-pw', 2) == [True] * 2
-    entries = provider_for(path)._current().outcomes._entries
+    entries = provider_for(path)._current().outcomes._memo[1]
     assert len(entries) == 1
     assert 'alice-pw' not in repr(entries)
     assert b'alice-pw' not in b''.join(entries)
+
+
+def test_one_version_is_remembered_at_a_time():
+    """After a commit, what was remembered before is let go (it held
+    the rows of its version) as soon as a login is remembered again."""
+    path = site()
+    entry = for_environment(path)
+    assert logins(entry, 'alice-pw', 1) == [True]
+    commit_elsewhere(path)
+    assert logins(entry, 'bob-pw', 1, 'bob') == [True]
+    outcomes = provider_for(path)._current().outcomes
+    assert [o.name for _, o in outcomes._memo[1].values()] == ['bob']
+    assert logins(entry, 'alice-pw', 2) == [True] * 2
+
+
+def test_a_name_and_password_split_elsewhere_is_another_credential():
+    """The same text split otherwise between name and password (a NUL
+    in either) stands for another credential."""
+    path = site()
+    outcomes = provider_for(path)._current().outcomes
+    assert outcomes.key('a\0b', 'c', True) != outcomes.key('a', 'b\0c', True)
+    assert outcomes.key('a', 'b', True) != outcomes.key('a', 'b', False)

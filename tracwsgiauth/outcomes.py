@@ -44,35 +44,44 @@ class Outcomes(object):
     def __init__(self, login):
         self._login = login
         self._secret = os.urandom(32)
-        self._entries = {}
+        # (database version, {key: (deadline, outcome)}): the entries of
+        # one version, replaced whole by another's (they are of no use
+        # after a commit, and each holds that version's rows)
+        self._memo = (None, {})
 
     def key(self, user, password, kind):
         """What stands for a credential as the client sent it (never the
-        password itself) at a location of `kind`."""
-        data = '%s\0%s\0%s' % (user, password, kind)
+        password itself) at a location of `kind`; the user name's length
+        leads, so no other split of the same text stands for it."""
+        data = '%d\0%s\0%s\0%s' % (len(user), user, password, kind)
         return hashlib.blake2b(data.encode('utf-8', 'surrogatepass'),
                                key=self._secret, digest_size=32).digest()
 
     def get(self, key, version):
         """The outcome remembered for `key` at database `version`, or
         None."""
-        found = self._entries.get(key)
-        if found is None or found[0] != version or \
-                found[1] <= time.monotonic():
+        seen, entries = self._memo
+        found = entries.get(key) if version == seen else None
+        if found is None or found[0] <= time.monotonic():
             return None
-        return found[2]
+        return found[1]
 
     def put(self, key, version, outcome, password, attrs, token=None):
         """Remember `outcome` of the login of `outcome.name` accepted for
         `password` (the account's, or the app password of row `token`)
         whose account read `attrs` at database `version`, where the
-        module allows it."""
+        module allows it. A login checked at an older version than the
+        last one remembered swaps the memo back to it: the next request
+        checks afresh."""
         lifetime = self._lifetime(outcome.name, password, attrs, token)
         if version is None or lifetime <= 0:
             return
-        if len(self._entries) >= self.size:
-            self._entries.clear()
-        self._entries[key] = (version, time.monotonic() + lifetime, outcome)
+        entry = (time.monotonic() + lifetime, outcome)
+        seen, entries = self._memo
+        if version != seen:
+            self._memo = (version, {key: entry})
+        elif len(entries) < self.size or key in entries:
+            entries[key] = entry
 
     def _lifetime(self, name, password, attrs, token):
         if self._login.settings.lock.max_count > 0 and any(
