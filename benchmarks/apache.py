@@ -302,8 +302,9 @@ def main(n=4000, out=None):
               'sqlite3 connection on every request and does nothing else. '
               'tracwsgiauth takes the account from the database as it is at '
               'each request: it asks SQLite whether anything was committed '
-              'since its connection last read the rows (the header\'s '
-              'change counter) and reads them again after any commit. In the '
+              'since it last read the rows (the header\'s change counter); '
+              'if not, a credential it accepted then is accepted again '
+              '("cached" rows), else it reads the rows again. In the '
               '"while Trac commits" rows another process committed through '
               'Trac %.0f times a second (median) during the runs, so most '
               'checks read the tables again.' % commits]

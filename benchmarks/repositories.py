@@ -702,6 +702,12 @@ measured); each is per Apache child process:
   request read the account and the permission table again, waiting in
   0.1 ms steps while the commit still holds SQLite's lock; PostgreSQL
   rows are never reused;
+* accepted logins (`outcomes.Outcomes`): a MAC of the credential as
+  the client sent it, reused while the SQLite header reads as when it
+  was checked (never on PostgreSQL or in WAL mode), for at most as long
+  as its verified credential (below) or app password; so a repeated
+  request of an unchanged database reads nothing but the header, and
+  any commit makes the next request check afresh;
 * what check_password read (account, permission rows, app password):
   the group check of the same request uses it (same thread, client
   address and port, method, URI and user), once; a request with
@@ -709,8 +715,9 @@ measured); each is per Apache child process:
   requests without them), so it costs two Python calls and one look at
   the database;
 * verified credentials: a MAC of (environment, user, stored hash,
-  password), `cache_ttl` (300 s); the account state is read at every
-  request, so a new password, lock or refused approval counts at once;
+  password), `cache_ttl` (300 s); the account state is read again after
+  every commit, so a new password, lock or refused approval counts at
+  once;
 * repository decisions (`RepositoryGate.allowed`, `policy.Remembered`):
   per (user, repository, read or write), valid while the whole
   `permission` table reads the same rows and the `[authz_policy]` and

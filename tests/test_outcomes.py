@@ -230,7 +230,7 @@ def test_one_version_is_remembered_at_a_time():
     commit_elsewhere(path)
     assert logins(entry, 'bob-pw', 1, 'bob') == [True]
     outcomes = provider_for(path)._current().outcomes
-    assert [o.name for _, o in outcomes._memo[1].values()] == ['bob']
+    assert [e[-1].name for e in outcomes._memo[1].values()] == ['bob']
     assert logins(entry, 'alice-pw', 2) == [True] * 2
 
 

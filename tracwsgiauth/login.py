@@ -223,6 +223,8 @@ class Login(object):
         `attrs` store it, or the app password of row `token` -- stays
         remembered (``cache_ttl``); 0 when it is not."""
         s = self.settings
+        if s.cache_size < 1 or s.cache_ttl < 1:
+            return 0    # the cache is off, whatever it still holds
         if token is not None:
             return verified_apps.left(s.scope, name, token['hash'],
                                       password, s.cache_ttl)

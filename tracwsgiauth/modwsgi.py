@@ -251,9 +251,10 @@ class _Provider(object):
                                               password, address, repository)
                 if not accepted:
                     return accepted
-                loaded.outcomes.put(key, version, accepted,
-                                    from_wire(password), accepted.attrs,
-                                    token)
+                if loaded.reader.version() == version:  # none committed
+                    loaded.outcomes.put(key, version, accepted,  # meanwhile
+                                        from_wire(password), accepted.attrs,
+                                        token)
         except Exception as e:
             self._fail(environ, 'login', e)
             return False

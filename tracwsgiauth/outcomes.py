@@ -44,9 +44,10 @@ class Outcomes(object):
     def __init__(self, login):
         self._login = login
         self._secret = os.urandom(32)
-        # (database version, {key: (deadline, outcome)}): the entries of
-        # one version, replaced whole by another's (they are of no use
-        # after a commit, and each holds that version's rows)
+        # (database version, {key: (deadline, deadline by the wall
+        # clock, outcome)}): the entries of one version, replaced whole
+        # by another's (they are of no use after a commit, and each
+        # holds that version's rows)
         self._memo = (None, {})
 
     def key(self, user, password, kind):
@@ -62,9 +63,10 @@ class Outcomes(object):
         None."""
         seen, entries = self._memo
         found = entries.get(key) if version == seen else None
-        if found is None or found[0] <= time.monotonic():
+        if found is None or found[0] <= time.monotonic() or \
+                found[1] <= time.time():
             return None
-        return found[1]
+        return found[2]
 
     def put(self, key, version, outcome, password, attrs, token=None):
         """Remember `outcome` of the login of `outcome.name` accepted for
@@ -73,25 +75,25 @@ class Outcomes(object):
         module allows it. A login checked at an older version than the
         last one remembered swaps the memo back to it: the next request
         checks afresh."""
-        lifetime = self._lifetime(outcome.name, password, attrs, token)
-        if version is None or lifetime <= 0:
+        lifetime = self._login.remembered_for(outcome.name, password,
+                                              attrs, token)
+        ends = self._ends(attrs, token)
+        if version is None or lifetime <= 0 or ends <= time.time():
             return
-        entry = (time.monotonic() + lifetime, outcome)
+        entry = (time.monotonic() + lifetime, ends, outcome)
         seen, entries = self._memo
         if version != seen:
             self._memo = (version, {key: entry})
         elif len(entries) < self.size or key in entries:
             entries[key] = entry
 
-    def _lifetime(self, name, password, attrs, token):
+    def _ends(self, attrs, token):
+        """When, by the wall clock (an app password's expiry is), the
+        outcome must be checked afresh; 0 where it must be each time."""
         if self._login.settings.lock.max_count > 0 and any(
                 attribute in attrs for attribute in LOCK_ATTRIBUTES):
             return 0
-        lifetime = self._login.remembered_for(name, password, attrs, token)
-        if token is not None:
-            now = time.time()
-            lifetime = min(lifetime, (token['last_used'] or 0) +
-                           TOUCH_EVERY - now)
-            if token['expires']:
-                lifetime = min(lifetime, token['expires'] - now)
-        return lifetime
+        if token is None:
+            return float('inf')
+        ends = (token['last_used'] or 0) + TOUCH_EVERY
+        return min(ends, token['expires']) if token['expires'] else ends

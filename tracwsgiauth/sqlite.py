@@ -182,8 +182,9 @@ class SQLiteReader(object):
         """What changes with every commit to the database, read without
         SQLite's lock, for what is remembered of its rows (`outcomes`):
         the header's version (`change_counter`), or None where it does
-        not count commits (WAL mode). A caller takes it before it reads
-        the rows: a commit meanwhile makes the next look differ."""
+        not count commits (WAL mode). A caller takes it before and after
+        it reads the rows, and keeps what it made of them only when the
+        two are the same: nothing was committed in between."""
         found = self._stat()
         try:
             return change_counter(self.path, (found.st_dev, found.st_ino),
