@@ -778,6 +778,29 @@ def test_revoked_account_is_refused_even_with_a_warm_cache(site):
     assert svnlook('author', repo).strip() == 'gina'
 
 
+def test_a_new_password_counts_at_once_in_every_child(site):
+    # every child has accepted gina's password and remembers it, with the
+    # database unchanged since; trac-admin sets a new one
+    wc = workdir()
+    ok(checkout(site, '/svn/code', wc, 'gina'))
+    assert set(spread(site, 'PROPFIND', '/svn/code/', 'gina',
+                      DEPTH0)) == {207}
+    trac_admin(site.proj.path, 'wsgiauth', 'passwd', 'gina',
+               stdin='gina-new-pw\n')
+    try:
+        refused(svn(['update', wc], 'gina', PW['gina']),
+                'Authentication failed')
+        assert set(spread(site, 'PROPFIND', '/svn/code/', 'gina',
+                          DEPTH0)) == {401}
+        ok(svn(['update', wc], 'gina', 'gina-new-pw'))
+        assert send(site.port, 'PROPFIND', '/svn/code/', 'gina',
+                    'gina-new-pw', headers=DEPTH0).status == 207
+    finally:
+        trac_admin(site.proj.path, 'wsgiauth', 'passwd', 'gina',
+                   stdin=PW['gina'] + '\n')
+    ok(svn(['update', wc], 'gina', PW['gina']))
+
+
 def test_explain_states_the_status_apache_sends(site):
     # explain prints the HTTP status of a refusal; for an account Trac
     # refuses (approval revoked) and for a name with no account, Apache's
