@@ -32,7 +32,8 @@ Every cache on the login path, and what makes it go stale:
   thread (same client address and port, method and URI, user), once;
 * verified credentials (`login.VerifiedCache`): keyed by a MAC of
   (environment, user, stored hash, password), so a new password misses;
-  they expire after ``cache_ttl``; account state is read at every check;
+  they expire after ``cache_ttl``; the account state is taken as the
+  database is at every check;
 * the typical stored hash unknown users are made to cost
   (`login.TypicalHash`): looked at again every 300 s;
 * group answers and repository decisions (`policy.Remembered`, see
