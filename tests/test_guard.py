@@ -283,6 +283,33 @@ def test_a_flood_beyond_the_queue_is_counted_in_full():
     assert len(attempts(attrs['failed_logins'])) <= 4
 
 
+def test_failures_made_while_locked_do_not_outlive_an_unlock():
+    """Failures while the account was locked, still queued when an
+    administrator unlocks it, do not lock it again; failures that
+    prolong a lock which ended by itself are counted."""
+    lock = LockPolicy(3, 60, 86400, 1)
+    now = time.time()
+    locked = {'known': '1', 'failed_logins_count': '3',
+              'failed_logins': attempts_text([('192.0.2.1', now - 10)])}
+    later = [('192.0.2.1', now - 5, 'locked')] * 5 + [40]
+    changes, _, after = guard._apply(lock, {'known': '1'}, later, now)
+    assert changes == {} and not after          # unlocked meanwhile
+    expired = dict(locked, failed_logins=attempts_text(
+        [('192.0.2.1', now - 100)]))
+    changes, _, after = guard._apply(
+        lock, expired, [('192.0.2.1', now - 50, 'locked')], now)
+    assert changes['failed_logins_count'] == '4' and after
+    path = lock_env()
+    for _ in range(3):
+        login(path, 'alice', 'wrong')
+    record = provider_for(path).login()._record
+    for _ in range(5):      # queued, as a child does while it is locked
+        record('alice', ('192.0.2.1', time.time(), 'locked'))
+    trac_admin(path, 'wsgiauth', 'unlock', 'alice')
+    assert guard.writer.flush()
+    assert login(path, 'alice', 'alice-pw') is True
+
+
 def test_a_digest_login_of_an_unknown_user_waits_the_failure_delay():
     """Digest: a refusal get_realm_hash makes (an unknown user) waits
     as check_password's do. (A wrong Digest password Apache compares

@@ -43,16 +43,30 @@ PENDING_PER_ACCOUNT = 1000
 
 def _apply(lock, attrs, events, now):
     """The attribute changes AccountGuard makes for `events` in order
-    ((address, time) for a failure, None for a right login, a number for
+    ((address, time) for a failure, (address, time, 'locked') for one
+    while the account was locked, None for a right login, a number for
     that many failures beyond PENDING_PER_ACCOUNT), whether they locked
-    the account, and whether it is locked after them."""
-    current, changes = dict(attrs), {}
+    the account, and whether it is locked after them.
+
+    A failure made while the account was locked, applied to an account
+    that as it reads now was not locked at that time, is dropped (with
+    the numbers after it): an administrator unlocked it since, and
+    AccountManager, which writes at once, would have counted the failure
+    before the unlock, which then ended it. A lock that ended by itself
+    still holds at that time, and the failure prolongs it."""
+    current, changes, released = dict(attrs), {}, False
     for event in events:
         if event is None:
             delta = {key: None for key in LOCK_ATTRIBUTES if key in current}
         elif isinstance(event, int):
+            if released:
+                continue
             delta = lock.failure(current, now, None, event)
+        elif len(event) > 2 and not lock.locked(current, event[1]):
+            released = True
+            continue
         else:
+            released = False
             delta = lock.failure(current, event[1], event[0])
         changes.update(delta)
         for key, value in delta.items():

@@ -129,7 +129,8 @@ class Login(object):
         unknown user is made to cost (so that user names cannot be told
         by timing).
     :param record: `record(name, event)` queues what AccountGuard writes
-        for a failed login of a known user (event: (address, time)) or a
+        for a failed login of a known user (event: (address, time), or
+        (address, time, 'locked') while the account is locked) or a
         right one that ends a count (event: None); see `guard`.
     """
 
@@ -179,7 +180,7 @@ class Login(object):
             # right or wrong: the same work, the same write, the same
             # answer (nothing tells the right password while locked)
             hashes.verify(stored, name, password)
-            self._record(name, (address, now))
+            self._record(name, (address, now, 'locked'))
             raise Refused('account locked after failed logins')
         if not self._verify(name, stored, password):
             self._record(name, (address, now))
@@ -209,7 +210,7 @@ class Login(object):
             not (token['expires'] and token['expires'] <= now) and \
             bool(attrs.get('known'))
         if locked:
-            self._record(name, (address, now))      # as `authenticate`
+            self._record(name, (address, now, 'locked'))  # as `authenticate`
             raise Refused('account locked after failed logins')
         if not right:
             if attrs.get('known'):
