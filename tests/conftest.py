@@ -5,6 +5,7 @@ import pytest
 
 from tests import harness
 from tests.harness import public_dir, make_env
+from tracwsgiauth import hashes, tables
 
 
 @pytest.fixture
@@ -91,3 +92,19 @@ def no_secret_in_any_apache_log():
     finally:
         if not os.environ.get('TWA_KEEP_TMP'):
             harness.remove_public_dirs()
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """How often logins read the account and compute a hash."""
+    counts = {'reads': 0, 'hashes': 0}
+
+    def counting(key, real):
+        def call(*args, **kwargs):
+            counts[key] += 1
+            return real(*args, **kwargs)
+        return call
+    monkeypatch.setattr(tables, 'for_login',
+                        counting('reads', tables.for_login))
+    monkeypatch.setattr(hashes, 'verify', counting('hashes', hashes.verify))
+    return counts

@@ -10,7 +10,7 @@ import pytest
 
 from tests.harness import edit_ini, make_env, public_dir, set_password, \
     trac_env
-from tracwsgiauth import hashes, policy, tables
+from tracwsgiauth import policy, tables
 from tracwsgiauth.apppasswords import AppPasswords
 from tracwsgiauth.modwsgi import for_environment, provider_for
 from tracwsgiauth.repoauth import for_repositories
@@ -29,22 +29,6 @@ def site(extra_ini='', database=None):
     set_password(path, 'alice', 'alice-pw')
     set_password(path, 'bob', 'bob-pw')
     return path
-
-
-@pytest.fixture
-def counted(monkeypatch):
-    """How often logins read the account and compute a hash."""
-    counts = {'reads': 0, 'hashes': 0}
-
-    def counting(key, real):
-        def call(*args, **kwargs):
-            counts[key] += 1
-            return real(*args, **kwargs)
-        return call
-    monkeypatch.setattr(tables, 'for_login',
-                        counting('reads', tables.for_login))
-    monkeypatch.setattr(hashes, 'verify', counting('hashes', hashes.verify))
-    return counts
 
 
 def logins(entry, password, n=5, user='alice'):

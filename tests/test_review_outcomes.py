@@ -11,11 +11,10 @@ import shutil
 import threading
 import time
 
-import pytest
 
 from tests.harness import edit_ini, make_env, public_dir, set_password, \
     trac_env
-from tracwsgiauth import hashes, policy, tables
+from tracwsgiauth import policy, tables
 from tracwsgiauth.addresses import write_throttled
 from tracwsgiauth.apppasswords import AppPasswords
 from tracwsgiauth.guard import writer
@@ -58,19 +57,11 @@ def account(path, user='alice'):
                                  "WHERE sid=%s", (user,)))
 
 
-@pytest.fixture
-def counted(monkeypatch):
-    counts = {'reads': 0, 'hashes': 0}
-
-    def counting(key, real):
-        def call(*args, **kwargs):
-            counts[key] += 1
-            return real(*args, **kwargs)
-        return call
-    monkeypatch.setattr(tables, 'for_login',
-                        counting('reads', tables.for_login))
-    monkeypatch.setattr(hashes, 'verify', counting('hashes', hashes.verify))
-    return counts
+def login_groups(entry, port):
+    """alice's groups as Apache decides them after her login."""
+    env = environ(port)
+    assert entry.check_password(env, 'alice', 'alice-pw') is True
+    return entry.groups_for_user(env, 'alice')
 
 
 def used_app_password(path, scope='commit', expires=None):
@@ -287,9 +278,7 @@ def test_email_verification_and_group_refusal(monkeypatch):
     entry = for_environment(path)
 
     def groups():
-        env = environ(7000)
-        assert entry.check_password(env, 'alice', 'alice-pw') is True
-        return entry.groups_for_user(env, 'alice')
+        return login_groups(entry, 7000)
     assert groups() == groups() == ['devs']
     sql(path, "INSERT INTO session_attribute VALUES "
         "('alice', 1, 'email_verification_token', 'x')")
@@ -376,9 +365,7 @@ def test_permission_change_reaches_the_group_check(monkeypatch):
     entry = for_environment(path)
 
     def groups():
-        env = environ(7100)
-        assert entry.check_password(env, 'alice', 'alice-pw') is True
-        return entry.groups_for_user(env, 'alice')
+        return login_groups(entry, 7100)
     assert groups() == groups() == ['devs']
     answers['groups'] = ['devs', 'admins']      # what Trac answers now
     assert groups() == ['devs']                 # same rows: remembered
