@@ -43,7 +43,8 @@ class Outcomes(object):
 
     def __init__(self, login):
         self._login = login
-        self._secret = os.urandom(32)
+        # keyed once: each key is a copy of it
+        self._mac = hashlib.blake2b(key=os.urandom(32), digest_size=32)
         # (database version, {key: (deadline, deadline by the wall
         # clock, outcome)}): the entries of one version, replaced whole
         # by another's (they are of no use after a commit, and each
@@ -55,8 +56,9 @@ class Outcomes(object):
         password itself) at a location of `kind`; the user name's length
         leads, so no other split of the same text stands for it."""
         data = '%d\0%s\0%s\0%s' % (len(user), user, password, kind)
-        return hashlib.blake2b(data.encode('utf-8', 'surrogatepass'),
-                               key=self._secret, digest_size=32).digest()
+        mac = self._mac.copy()
+        mac.update(data.encode('utf-8', 'surrogatepass'))
+        return mac.digest()
 
     def get(self, key, version):
         """The outcome remembered for `key` at database `version`, or

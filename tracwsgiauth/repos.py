@@ -48,6 +48,8 @@ def git_action(method, rest, query):
     """READ or WRITE, for a Git request of `method` on `rest` (the path
     below the repository's URL) with `query`."""
     if rest.rstrip('/') == '/info/refs' and method in ('GET', 'HEAD'):
+        if query == 'service=git-upload-pack':     # what git sends
+            return READ
         services = {v for k, v in parse_qsl(query, keep_blank_values=True)
                     if k == 'service'}
         return READ if services <= {'git-upload-pack'} else WRITE
