@@ -18,7 +18,8 @@ used as a site uses it: real Trac environments, a real Apache, real
 * the generated ``apache/mod_wsgi-express`` serves them
   (``--include-file``);
 * repositories.conf loads its modules in an Apache that has none of them,
-  and is quiet in one that has them all;
+  and is quiet in one that has them all; Apache's children load the auth
+  script when they start, before a repository request;
 * two environments in one Apache, each with its own URLs and a repository
   named ``main``, each with its own users and permissions.
 
@@ -39,6 +40,7 @@ with a repository NAME leaves the second environment unreachable.
 import os
 import re
 import subprocess
+import time
 
 import pytest
 
@@ -685,6 +687,19 @@ def without_modules(apache, names):
         f.write(text)
 
 
+def preloaded(apache, script, timeout=10):
+    """Whether Apache's children loaded `script` by themselves, before
+    any request to a repository (``WSGIImportScript``, LogLevel info)."""
+    line = "Loading WSGI script '%s' into main interpreter in embedded " \
+        "mode" % script
+    deadline = time.monotonic() + timeout
+    while line not in apache.error_log():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 @pytest.mark.apache
 @pytest.mark.parametrize('loaded', [False, True],
                          ids=['modules-missing', 'modules-loaded'])
@@ -709,6 +724,8 @@ def test_repositories_conf_loads_only_the_modules_apache_lacks(solo, loaded):
     assert 'already loaded' not in syntax.stderr, syntax.stderr
     apache.start()
     try:
+        assert preloaded(apache, os.path.join(solo.target, 'cgi-bin',
+                                              'repositories.wsgi'))
         check_private_repositories(apache.url)
         assert 'already loaded' not in apache.error_log()
     finally:
