@@ -16,7 +16,8 @@ used as a site uses it: real Trac environments, a real Apache, real
 * a repository added later is served after a deploy and a graceful
   restart only;
 * the generated ``apache/mod_wsgi-express`` serves them
-  (``--include-file``);
+  (``--include-file``), also to a Git client with an app password, which
+  its login for the whole site would refuse;
 * repositories.conf loads its modules in an Apache that has none of them,
   and is quiet in one that has them all; Apache's children load the auth
   script when they start, before a repository request;
@@ -47,8 +48,9 @@ import pytest
 from tests.harness import (APACHE, MODULES, TRAC_ADMIN, Apache, curl,
                            deploy_ours, edit_ini, free_port, load_modules,
                            make_env, module_config, open_up, private_dir,
-                           public_dir, require, set_password, started,
-                           stop_group, trac_admin, trac_env, wait_for)
+                           public_dir, read_text, require, set_password,
+                           started, stop_group, trac_admin, trac_env,
+                           wait_for)
 from tests.repoclients import (git, git_commit_push, git_repo, svn,
                                svn_commit_file, svn_repo)
 
@@ -670,9 +672,24 @@ def test_generated_express_command_serves_the_repositories(solo):
                             stderr=subprocess.STDOUT, start_new_session=True)
     try:
         started(port, proc, 'mod_wsgi-express', timeout=60)
-        check_private_repositories('http://127.0.0.1:%d' % port)
+        url = 'http://127.0.0.1:%d' % port
+        check_private_repositories(url)
+        log = os.path.join(solo.target, 'express', 'error_log')
+        before = refusals(log)
+        token = re.search(r'tracapp_\w+', solo.admin(
+            'wsgiauth', 'token', 'add', 'alice', 'express', 'read')).group(0)
+        out = git(['clone', '-q', url + '/git/code', public_dir() + '/c'],
+                  'alice', token)
+        assert out.returncode == 0, out.stderr
+        assert refusals(log) == before
     finally:
         stop_group(proc, timeout=30)
+
+
+def refusals(error_log):
+    """The logins Apache's error log says were refused."""
+    return [line for line in read_text(error_log).splitlines()
+            if 'authentication failure' in line]
 
 
 def without_modules(apache, names):
