@@ -131,8 +131,9 @@ SVN_LOCATION = """
 """
 
 GIT_LOCATION = """
-ScriptAlias "{url}" "{backend}"
+ScriptAliasMatch "^{url}(/.*)?$" "{backend}"
 <Location "{url}">
+    SetEnvIf Request_URI "^{url}(/.*)$" PATH_INFO=$1
     SetEnv GIT_PROJECT_ROOT "{repo}"
     SetEnv GIT_HTTP_EXPORT_ALL 1
 {auth}</Location>

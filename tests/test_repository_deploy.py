@@ -67,7 +67,8 @@ PW = {'proj': 'alice-proj-pw', 'other': 'alice-other-pw',
       'mv': 'alice-mv-pw', 'solo': 'alice-solo-pw'}
 
 #: the modules repositories.conf loads when Apache lacks them
-REPO_MODULES = ('dav', 'dav_svn', 'cgid', 'env', 'alias', 'access_compat')
+REPO_MODULES = ('dav', 'dav_svn', 'cgid', 'env', 'setenvif', 'alias',
+                'access_compat')
 
 RUNUSER = ['runuser', '-u', 'nobody', '--'] if os.geteuid() == 0 else []
 
@@ -390,11 +391,11 @@ def listed_repositories(text):
 
 
 def locations(conf):
-    """URL path -> the lines of its <Location> (and ScriptAlias)."""
+    """URL path -> the lines of its <Location> (and ScriptAliasMatch)."""
     found = {}
-    for url, target in re.findall(r'^ScriptAlias "([^"]+)" "([^"]+)"$',
-                                  conf, re.M):
-        found[url] = 'ScriptAlias %s\n' % target
+    for url, target in re.findall(
+            r'^ScriptAliasMatch "\^(.+)\(/\.\*\)\?\$" "([^"]+)"$', conf, re.M):
+        found[re.sub(r'\\(.)', r'\1', url)] = 'ScriptAlias %s\n' % target
     for url, body in re.findall(r'^<Location "([^"]+)">\n(.*?)^</Location>',
                                 conf, re.M | re.S):
         found[url] = found.get(url, '') + body

@@ -18,7 +18,8 @@ from .repoperm import RepositoryPolicy
 from .repos import GRANTED, READ, url_name
 
 #: Modules repositories.conf loads when missing (cgid: or mod_cgi).
-MODULES = ('dav', 'dav_svn', 'cgid', 'env', 'alias', 'access_compat')
+MODULES = ('dav', 'dav_svn', 'cgid', 'env', 'setenvif', 'alias',
+           'access_compat')
 
 #: Where Apache's modules may be, first found wins.
 MODULE_DIRS = ('/usr/lib/apache2/modules', '/usr/lib64/httpd/modules',
@@ -115,9 +116,10 @@ def repositories(env, data):
             continue
         hook = os.path.join(data['target'], 'hooks', url_name(repo.name),
                             HOOKS[repo.kind])
+        url = urls[repo.kind].rstrip('/') + '/' + url_name(repo.name)
         served.append(dict(
-            repo._asdict(), label=url_name(repo.name),
-            url=urls[repo.kind].rstrip('/') + '/' + url_name(repo.name),
+            repo._asdict(), label=url_name(repo.name), url=url,
+            url_regex=re.escape(url),
             dir_comment=' '.join(repo.dir.split()), hook=hook,
             repo_hook=os.path.join(repo.dir, 'hooks', HOOKS[repo.kind])))
     return served, notes
