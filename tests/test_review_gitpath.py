@@ -60,6 +60,10 @@ def ssi_site(gp, gq):
                       ('refs', '/gi.t/code/info/refs')):
         write_file('%s/%s.shtml' % (top, name),
                    page + 'got:<!--#include virtual="%s" -->\n' % url)
+    include = 'got:<!--#include virtual="/gi.t/code/info/refs" -->\n'
+    write_file(top + '/plain.shtml', include)
+    write_file(top + '/config.shtml', '<!--#set var="GIT_CONFIG_PARAMETERS" '
+               'value="\'transfer.hiderefs\'=\'refs/heads\'" -->' + include)
     open_up(top)
     return ('AllowEncodedSlashes On\nAlias /ssi "{0}"\n<Directory "{0}">\n'
             '    Options +IncludesNOEXEC\n    AddOutputFilter INCLUDES '
@@ -234,6 +238,17 @@ def test_ok_ssi_variables_do_not_redirect_git(world, page):
     public repository: git-http-backend still serves only /gi.t/code."""
     r = get(world, '/ssi/%s.shtml' % page)
     assert not leaks(world, r.body), (r.status, r.body[:300])
+
+
+@pytest.mark.apache
+@pytest.mark.parametrize('page', ['plain', 'config'])
+def test_ok_ssi_page_cannot_run_git_with_its_variables(world, page):
+    """An SSI page's variables (here GIT_CONFIG_PARAMETERS) would reach a
+    CGI it includes; a Git location runs git-http-backend only for a main
+    request (SetEnvIf, which sets its PATH_INFO, runs for those alone), so
+    an included Git URL serves nothing, with or without them."""
+    r = get(world, '/ssi/%s.shtml' % page)
+    assert r.status == 200 and b'refs/' not in r.body, r.body[:300]
 
 
 @pytest.mark.apache
