@@ -38,6 +38,7 @@ the README's ``svn_url = /svn/NAME`` beside an environment at ``/svn``
 with a repository NAME leaves the second environment unreachable.
 """
 
+import contextlib
 import os
 import re
 import subprocess
@@ -660,10 +661,13 @@ def check_private_repositories(url):
         os.path.exists(work + '/clone/README.txt'), out.stderr
 
 
-@pytest.mark.apache
-def test_generated_express_command_serves_the_repositories(solo):
+@contextlib.contextmanager
+def express(target):
+    """The generated apache/mod_wsgi-express command of the deploy folder
+    `target`, started on a free port (as nobody when run as root): its
+    base URL."""
     port = free_port()
-    command = ['sh', os.path.join(solo.target, 'apache', 'mod_wsgi-express'),
+    command = ['sh', os.path.join(target, 'apache', 'mod_wsgi-express'),
                '--startup-timeout', '20']
     if os.geteuid() == 0:
         command += ['--user', 'nobody', '--group', 'nogroup']
@@ -673,7 +677,14 @@ def test_generated_express_command_serves_the_repositories(solo):
                             stderr=subprocess.STDOUT, start_new_session=True)
     try:
         started(port, proc, 'mod_wsgi-express', timeout=60)
-        url = 'http://127.0.0.1:%d' % port
+        yield 'http://127.0.0.1:%d' % port
+    finally:
+        stop_group(proc, timeout=30)
+
+
+@pytest.mark.apache
+def test_generated_express_command_serves_the_repositories(solo):
+    with express(solo.target) as url:
         check_private_repositories(url)
         log = os.path.join(solo.target, 'express', 'error_log')
         before = refusals(log)
@@ -683,8 +694,6 @@ def test_generated_express_command_serves_the_repositories(solo):
                   'alice', token)
         assert out.returncode == 0, out.stderr
         assert refusals(log) == before
-    finally:
-        stop_group(proc, timeout=30)
 
 
 def refusals(error_log):

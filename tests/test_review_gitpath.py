@@ -20,12 +20,11 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.harness import (Apache, free_port, open_up, private_dir,
-                           public_dir, secret, set_password, started,
-                           stop_group, write_file)
+from tests.harness import (Apache, open_up, public_dir, secret,
+                           set_password, write_file)
 from tests.repoapache import git_ref, send
 from tests.repoclients import git, git_commit_push
-from tests.test_repository_deploy import new_env
+from tests.test_repository_deploy import express, new_env
 from tests.test_review_subreq import site_body
 
 PW = {'alice': 'alice-gitpath-pw', 'bob': 'bob-gitpath-pw',
@@ -287,18 +286,8 @@ def test_ok_deploy_refuses_regex_git_url():
 @pytest.mark.apache
 def test_ok_express_command_serves_git(world):
     gp = world.gp
-    port = free_port()
-    command = ['sh', os.path.join(gp.target, 'apache', 'mod_wsgi-express'),
-               '--startup-timeout', '20']
-    if os.geteuid() == 0:
-        command += ['--user', 'nobody', '--group', 'nogroup']
-    proc = subprocess.Popen(command, env=dict(os.environ, PORT=str(port),
-                                              HOST='127.0.0.1'),
-                            cwd=private_dir(), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        started(port, proc, 'mod_wsgi-express', timeout=60)
-        url, work = 'http://127.0.0.1:%d' % port, public_dir()
+    with express(gp.target) as url:
+        work, port = public_dir(), int(url.rsplit(':', 1)[1])
         out = git(['clone', '-q', url + '/git/a.b', work + '/c'], 'alice',
                   world.tokens['commit'])
         assert out.returncode == 0, out.stderr
@@ -319,5 +308,3 @@ def test_ok_express_command_serves_git(world):
         assert 'authentication failure' not in logs
         assert not [s for s in list(world.tokens.values()) +
                     list(PW.values()) if s in logs]
-    finally:
-        stop_group(proc, timeout=30)
