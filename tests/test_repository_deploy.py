@@ -42,14 +42,14 @@ import contextlib
 import os
 import re
 import subprocess
-import time
 
 import pytest
 
 from tests.harness import (APACHE, MODULES, TRAC_ADMIN, Apache, curl,
                            deploy_ours, edit_ini, free_port, load_modules,
                            make_env, module_config, open_up, private_dir,
-                           public_dir, read_text, require, set_password,
+                           public_dir, read_text, require, secret,
+                           set_password,
                            started, stop_group, trac_admin, trac_env,
                            wait_for)
 from tests.repoclients import (git, git_commit_push, git_repo, svn,
@@ -113,6 +113,12 @@ class Env(object):
     def set_option(self, section, option, value):
         edit_ini(self.path, section, option, value)
         open_up(self.path)
+
+    def app_password(self, user, scope):
+        """A new app password of `user` (``wsgiauth token add``)."""
+        out = self.admin('wsgiauth', 'token', 'add', user, 'test-' + scope,
+                         scope)
+        return secret(re.search(r'tracapp_\w+', out).group(0))
 
 
 def new_env(name, ini='', svn_repos=(), git_repos=(), added=()):
@@ -687,18 +693,16 @@ def test_generated_express_command_serves_the_repositories(solo):
     with express(solo.target) as url:
         check_private_repositories(url)
         log = os.path.join(solo.target, 'express', 'error_log')
-        before = refusals(log)
-        token = re.search(r'tracapp_\w+', solo.admin(
-            'wsgiauth', 'token', 'add', 'alice', 'express', 'read')).group(0)
+        before = refusals(read_text(log))
         out = git(['clone', '-q', url + '/git/code', public_dir() + '/c'],
-                  'alice', token)
+                  'alice', solo.app_password('alice', 'read'))
         assert out.returncode == 0, out.stderr
-        assert refusals(log) == before
+        assert refusals(read_text(log)) == before
 
 
 def refusals(error_log):
-    """The logins Apache's error log says were refused."""
-    return [line for line in read_text(error_log).splitlines()
+    """The logins the text of Apache's error log says were refused."""
+    return [line for line in error_log.splitlines()
             if 'authentication failure' in line]
 
 
@@ -714,17 +718,12 @@ def without_modules(apache, names):
         f.write(text)
 
 
-def preloaded(apache, script, timeout=10):
+def preloaded(apache, script):
     """Whether Apache's children loaded `script` by themselves, before
     any request to a repository (``WSGIImportScript``, LogLevel info)."""
     line = "Loading WSGI script '%s' into main interpreter in embedded " \
         "mode" % script
-    deadline = time.monotonic() + timeout
-    while line not in apache.error_log():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
+    return wait_for(lambda: line in apache.error_log())
 
 
 @pytest.mark.apache

@@ -14,14 +14,13 @@ at "/", public SSI pages) with ``AllowEncodedSlashes On``, SSI pages at
 """
 
 import os
-import re
 import subprocess
 from urllib.parse import quote
 
 import pytest
 
-from tests.harness import (Apache, open_up, public_dir, secret,
-                           set_password, write_file)
+from tests.harness import (Apache, open_up, public_dir, set_password,
+                           write_file)
 from tests.repoapache import git_ref, send
 from tests.repoclients import git, git_commit_push
 from tests.test_repository_deploy import express, new_env
@@ -41,11 +40,6 @@ def gp_env():
               'FILE_VIEW')
     env.deploy()
     return env
-
-
-def token(env, user, scope):
-    out = env.admin('wsgiauth', 'token', 'add', user, 'gp-' + scope, scope)
-    return secret(re.search(r'tracapp_\w+', out).group(0))
 
 
 def ssi_site(gp, gq):
@@ -79,7 +73,8 @@ def world():
     body = site_body(gp) + ssi_site(gp, gq) + gq.include()
     apache = Apache(body, policy=False).start()
     apache.gp, apache.gq = gp, gq
-    apache.tokens = {s: token(gp, 'alice', s) for s in ('read', 'commit')}
+    apache.tokens = {s: gp.app_password('alice', s)
+                     for s in ('read', 'commit')}
     yield apache
     apache.stop()
 

@@ -18,7 +18,6 @@ granted; the content author's attacks stay here as tests.
 """
 
 import os
-import re
 import socket
 import subprocess
 import threading
@@ -27,10 +26,10 @@ import time
 import pytest
 
 from tests.harness import (APACHE, Apache, free_port, open_up, public_dir,
-                           secret, set_password, wait_for, write_file)
+                           set_password, wait_for, write_file)
 from tests.repoapache import basic, send
 from tests.repoclients import git
-from tests.test_repository_deploy import new_env
+from tests.test_repository_deploy import new_env, refusals
 
 SECRET = 'top-hidden-words-of-the-site-4711'
 PW = {'alice': 'alice-subreq-pw', 'carol': 'carol-subreq-pw'}
@@ -48,11 +47,6 @@ def private_env(name, git_url='/git'):
     env.deploy()
     open_up(env.path)
     return env
-
-
-def app_password(env, user='alice', scope='read'):
-    out = env.admin('wsgiauth', 'token', 'add', user, 'rv-%s' % scope, scope)
-    return secret(re.search(r'tracapp_\w+', out).group(0))
 
 
 def site_body(env):
@@ -104,14 +98,9 @@ Alias /htp "{top}/htp"
 def world():
     env = private_env('rv')
     apache = Apache(site_body(env), policy=False).start()
-    apache.env, apache.token = env, app_password(env)
+    apache.env, apache.token = env, env.app_password('alice', 'read')
     yield apache
     apache.stop()
-
-
-def refusals(apache):
-    return [line for line in apache.error_log().splitlines()
-            if 'authentication failure' in line or 'AH01617' in line]
 
 
 def raw(port, text):
@@ -130,11 +119,11 @@ def status_of(apache, path, user=None, **kw):
 
 @pytest.mark.apache
 def test_ok_app_password_clone_through_a_site_login_at_root(world):
-    before = refusals(world)
+    before = refusals(world.error_log())
     out = git(['clone', '-q', world.url + '/git/code', public_dir() + '/c'],
               'alice', world.token)
     assert out.returncode == 0, out.stderr
-    assert refusals(world) == before
+    assert refusals(world.error_log()) == before
     assert world.token not in world.access_log() + world.error_log()
 
 
